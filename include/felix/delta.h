@@ -1,0 +1,127 @@
+/*
+ * Deltas: everything derived from two snapshots. This is the one place where
+ * loads, per-second rates, history flags and thread churn are computed, for
+ * live views, replays and exports alike.
+ *
+ * For an interval of T seconds (measured from the snapshots' monotonic
+ * times), a counter frequency F and n threads seen on C host CPUs:
+ *   thread load %  = (dJIT + dSignal) / (F * T) * 100
+ *   FEX load %     = sum(dJIT + dSignal) / (F * T * min(n, C)) * 100
+ *   rate           = delta / T            (per second; seconds per second
+ *                                          for the time counters)
+ *   flags          HIGH_JIT when sum(dJIT + dSignal) >= F * T; HIGH_SMC at
+ *                  >= 500 * T invalidations; HIGH_SIGBUS at >= 5000 * T;
+ *                  HIGH_SOFTFLOAT at >= 1,000,000 * T.
+ * Churn: a thread first seen is a baseline (no delta, no spike) and is
+ * reported as started; one that vanished is reported as exited with its last
+ * totals; a counter that went backwards or a TID that moved to another slot
+ * (slot or TID reused) ends the old thread and starts a new one, never a
+ * wrapped 2^64 delta. A thread whose JIT + signal time exceeds the interval
+ * is flagged FELIX_TD_OVERTIME (FEX adds a timed block's ticks when it ends,
+ * so one long compile can land in one interval).
+ *
+ * A felix_delta is a reusable context: computing allocates only when the
+ * thread count grows. One context is used by one thread at a time.
+ */
+#ifndef FELIX_DELTA_H
+#define FELIX_DELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <felix/snapshot.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Per-sample history flags (felix_frame.flags). */
+enum felix_frame_flag {
+    FELIX_FLAG_HIGH_JIT = 1u << 0,
+    FELIX_FLAG_HIGH_SMC = 1u << 1,
+    FELIX_FLAG_HIGH_SIGBUS = 1u << 2,
+    FELIX_FLAG_HIGH_SOFTFLOAT = 1u << 3
+};
+
+/** Thresholds per second of interval (scaled by T). */
+#define FELIX_THRESHOLD_SMC_PER_S 500.0
+#define FELIX_THRESHOLD_SIGBUS_PER_S 5000.0
+#define FELIX_THRESHOLD_SOFTFLOAT_PER_S 1000000.0
+
+/** Per-thread state flags (felix_thread_delta.state). */
+enum felix_thread_state {
+    FELIX_TD_STARTED = 1u << 0,  /**< first seen in this frame: a baseline */
+    FELIX_TD_REUSED = 1u << 1,   /**< started because its TID or slot was reused */
+    FELIX_TD_EXITED = 1u << 2,   /**< gone in this frame (exited list only) */
+    FELIX_TD_OVERTIME = 1u << 3  /**< JIT + signal time above the interval */
+};
+
+/** One thread's figures in a frame. Owned by the context. */
+typedef struct felix_thread_delta {
+    uint32_t tid;
+    uint32_t state;                  /**< enum felix_thread_state bits */
+    double load_pct;                 /**< thread load % (see top) */
+    uint64_t d[FELIX_NCOUNTERS];     /**< raw delta (ticks or counts) */
+    double value[FELIX_NCOUNTERS];   /**< delta in seconds (times) or counts */
+    double rate[FELIX_NCOUNTERS];    /**< value / T */
+    uint64_t abs[FELIX_NCOUNTERS];   /**< the thread's cumulative raw counters */
+} felix_thread_delta;
+
+/** Totals of a frame. Owned by the context. */
+typedef struct felix_frame {
+    uint64_t seq;                 /**< frames computed since new/reset */
+    int64_t mono_ns;              /**< current snapshot's monotonic time */
+    int64_t wall_ns;              /**< current snapshot's wall-clock time */
+    int64_t interval_ns;          /**< measured interval (0 for a baseline) */
+    double interval_s;
+    uint64_t freq_hz;             /**< counter frequency used */
+    uint32_t ncpus;               /**< host CPUs used in FEX load */
+    uint32_t nthreads;            /**< threads in the current snapshot */
+    uint32_t nstarted;            /**< threads first seen (baselines) */
+    uint32_t nexited;             /**< threads gone (see felix_delta_exited()) */
+    uint32_t novertime;           /**< threads flagged FELIX_TD_OVERTIME */
+    double load_pct;              /**< FEX load % (see top) */
+    uint64_t d[FELIX_NCOUNTERS];  /**< summed raw deltas */
+    double value[FELIX_NCOUNTERS];/**< summed deltas, seconds or counts */
+    double rate[FELIX_NCOUNTERS]; /**< value / T */
+    /** Cumulative raw totals of every thread seen since new/reset, including
+     *  what a thread did before it was first seen and threads that exited. */
+    uint64_t cum[FELIX_NCOUNTERS];
+    uint32_t flags;               /**< enum felix_frame_flag bits */
+} felix_frame;
+
+typedef struct felix_delta felix_delta;
+
+/**
+ * Create a context. freq_hz: the counter frequency (felix_clock_frequency()
+ * live, the recording's header on replay); ncpus: host CPUs (0 = this host's
+ * online CPUs). Errors: FELIX_EINVAL (freq_hz 0), FELIX_ENOMEM.
+ */
+int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus);
+/** Free (NULL is allowed). */
+void felix_delta_free(felix_delta *d);
+/** Forget cumulative totals and the frame counter. */
+void felix_delta_reset(felix_delta *d);
+
+/**
+ * Compute a frame from prev to cur. prev may be NULL: a baseline frame where
+ * every thread is started and every delta is 0. cur must be later than prev
+ * (FELIX_EINVAL otherwise). Successive calls should pass successive
+ * snapshots: cumulative totals add up what each frame saw exit.
+ */
+int felix_delta_compute(felix_delta *d, const felix_snapshot *prev,
+                        const felix_snapshot *cur);
+
+/** The last frame computed. */
+const felix_frame *felix_delta_frame(const felix_delta *d);
+/** Live thread i of the last frame, ordered by load (highest first, then
+ *  by TID), or NULL when i >= nthreads. */
+const felix_thread_delta *felix_delta_thread(const felix_delta *d, size_t i);
+/** Exited thread i of the last frame (state FELIX_TD_EXITED, abs = last
+ *  totals, deltas 0), or NULL when i >= nexited. */
+const felix_thread_delta *felix_delta_exited(const felix_delta *d, size_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

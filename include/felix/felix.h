@@ -1,0 +1,81 @@
+/*
+ * libfelix: read FEX-Emu's live statistics.
+ *
+ * Umbrella header: includes every module. Conventions used by every header:
+ *  - Functions return int: 0 on success, a negative FELIX_E* code on failure.
+ *    Results come back through out-parameters; on failure they are untouched
+ *    unless the function says otherwise.
+ *  - felix_error_detail() returns a one-line description of the last failure in
+ *    the calling thread, naming the thing and the cause; felix_strerror() gives
+ *    the generic sentence for a code.
+ *  - The library never prints, exits, aborts, or raises a signal.
+ *  - Handles are opaque (felix_<thing>_new/open ... _free/close). Public
+ *    structs are only ever handed out by const pointer and owned by the
+ *    library: never allocate, copy by value or index arrays of them yourself.
+ *    New fields are only appended, so a program built against an older header
+ *    keeps working with a newer library.
+ *  - Thread safety: one handle is used by one thread at a time; different
+ *    handles are independent and may be used from different threads.
+ */
+#ifndef FELIX_FELIX_H
+#define FELIX_FELIX_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FELIX_VERSION_MAJOR 0
+#define FELIX_VERSION_MINOR 1
+#define FELIX_VERSION_PATCH 0
+#define FELIX_VERSION_STRING "0.1.0"
+/** Version as one comparable number: major * 10000 + minor * 100 + patch. */
+#define FELIX_VERSION_NUMBER                                                   \
+    (FELIX_VERSION_MAJOR * 10000 + FELIX_VERSION_MINOR * 100 + FELIX_VERSION_PATCH)
+
+/** Error codes. Every one is negative; 0 is success. */
+enum felix_error {
+    FELIX_OK = 0,
+    FELIX_EINVAL = -1,    /**< invalid argument */
+    FELIX_ENOMEM = -2,    /**< out of memory */
+    FELIX_ESRCH = -3,     /**< no such process */
+    FELIX_ENOSTATS = -4,  /**< no statistics segment (not FEX, or ProfileStats off) */
+    FELIX_ESTALE = -5,    /**< segment left behind by a process that is gone */
+    FELIX_EACCES = -6,    /**< permission denied */
+    FELIX_EOWNER = -7,    /**< segment not owned by the target process's user */
+    FELIX_EVERSION = -8,  /**< unsupported statistics version */
+    FELIX_ETRUNC = -9,    /**< data too short */
+    FELIX_ECORRUPT = -10, /**< data malformed */
+    FELIX_EIO = -11,      /**< input/output error */
+    FELIX_ENOTSUP = -12,  /**< not supported on this system */
+    FELIX_EAGAIN = -13,   /**< nothing available yet, try again */
+    FELIX_EEOF = -14,     /**< end of data */
+    FELIX_ENOSPC = -15,   /**< no space left on device */
+    FELIX_EPIPE = -16,    /**< reader of the output went away */
+    FELIX_ERANGE = -17,   /**< value out of range */
+};
+
+/** The library's version string, e.g. "0.1.0" (may differ from the header's). */
+const char *felix_version(void);
+
+/** A constant sentence for an error code (never NULL; unknown codes too). */
+const char *felix_strerror(int code);
+
+/**
+ * One line describing the last failure in the calling thread: the thing
+ * (a path, a PID, an offset) and the cause. Valid until the next libfelix call
+ * in this thread. Empty string when no call has failed yet.
+ */
+const char *felix_error_detail(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#include <felix/clock.h>
+#include <felix/delta.h>
+#include <felix/mem.h>
+#include <felix/proc.h>
+#include <felix/shm.h>
+#include <felix/snapshot.h>
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * Deltas between two snapshots: the one module that derives figures.
+ *
+ * Invariants:
+ *  - live[0..nthreads) holds one entry per thread of the current snapshot, in
+ *    the snapshot's order; order[] is a permutation of it by load.
+ *  - exited[0..nexited) holds the threads of prev that ended in this frame.
+ *  - cum_gone accumulates the last totals of every thread that ended since
+ *    new/reset; frame.cum = cum_gone + the current totals of live threads.
+ */
+#include "felix/felix.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct felix_delta {
+    felix_frame frame;
+    uint64_t cum_gone[FELIX_NCOUNTERS];
+    felix_thread_delta *live;
+    size_t live_cap;
+    uint32_t *order;
+    size_t order_cap;
+    felix_thread_delta *exited;
+    size_t exited_cap;
+};
+
+int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus)
+{
+    if (!out || freq_hz == 0)
+        return fx_fail(FELIX_EINVAL, "felix_delta_new: %s", out ? "counter frequency is 0" : "out is NULL");
+    felix_delta *d = calloc(1, sizeof *d);
+    if (!d)
+        return fx_fail(FELIX_ENOMEM, "out of memory creating a delta context");
+    if (ncpus == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpus = n > 0 ? (unsigned)n : 1;
+    }
+    d->frame.freq_hz = freq_hz;
+    d->frame.ncpus = ncpus;
+    *out = d;
+    return 0;
+}
+
+void felix_delta_free(felix_delta *d)
+{
+    if (!d)
+        return;
+    free(d->live);
+    free(d->order);
+    free(d->exited);
+    free(d);
+}
+
+void felix_delta_reset(felix_delta *d)
+{
+    if (!d)
+        return;
+    memset(d->cum_gone, 0, sizeof d->cum_gone);
+    d->frame.seq = 0;
+}
+
+const felix_frame *felix_delta_frame(const felix_delta *d) { return d ? &d->frame : NULL; }
+
+const felix_thread_delta *felix_delta_thread(const felix_delta *d, size_t i)
+{
+    return (d && i < d->frame.nthreads) ? &d->live[d->order[i]] : NULL;
+}
+
+const felix_thread_delta *felix_delta_exited(const felix_delta *d, size_t i)
+{
+    return (d && i < d->frame.nexited) ? &d->exited[i] : NULL;
+}
+
+/* Did the thread in cur stop being the thread in prev (reused slot or TID)? */
+static int restarted(const felix_thread *p, const felix_thread *c)
+{
+    if (p->offset && c->offset && p->offset != c->offset)
+        return 1;
+    for (int k = 0; k < FELIX_NCOUNTERS; k++)
+        if (c->c[k] < p->c[k])
+            return 1;
+    return 0;
+}
+
+static int add_exited(felix_delta *d, const felix_thread *p)
+{
+    int rc;
+    size_t n = d->frame.nexited;
+    if (n + 1 > d->exited_cap &&
+        (rc = fx_grow((void **)&d->exited, &d->exited_cap, n + 1, sizeof *d->exited)) < 0)
+        return rc;
+    felix_thread_delta *e = &d->exited[n];
+    memset(e, 0, sizeof *e);
+    e->tid = p->tid;
+    e->state = FELIX_TD_EXITED;
+    memcpy(e->abs, p->c, sizeof e->abs);
+    for (int k = 0; k < FELIX_NCOUNTERS; k++)
+        d->cum_gone[k] += p->c[k];
+    d->frame.nexited = (uint32_t)(n + 1);
+    return 0;
+}
+
+/* Sort order[] by load, highest first, then by TID. Insertion sort on the
+ * previous frame's order would be cheaper, but thread sets change; for the
+ * sizes FEX has (tens, rarely thousands) a plain shell sort is enough. */
+static int before(const felix_thread_delta *a, const felix_thread_delta *b)
+{
+    if (a->load_pct != b->load_pct)
+        return a->load_pct > b->load_pct;
+    return a->tid < b->tid;
+}
+
+static void sort_order(felix_delta *d, size_t n)
+{
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof *gaps; g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            uint32_t v = d->order[i];
+            size_t j = i;
+            while (j >= gap && before(&d->live[v], &d->live[d->order[j - gap]])) {
+                d->order[j] = d->order[j - gap];
+                j -= gap;
+            }
+            d->order[j] = v;
+        }
+    }
+}
+
+int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_snapshot *cur)
+{
+    if (!d || !cur)
+        return fx_fail(FELIX_EINVAL, "felix_delta_compute: NULL context or snapshot");
+    const felix_snapshot_info *ci = felix_snapshot_get_info(cur);
+    const felix_snapshot_info *pi = prev ? felix_snapshot_get_info(prev) : NULL;
+    if (pi && ci->mono_ns <= pi->mono_ns)
+        return fx_fail(FELIX_EINVAL, "snapshot times do not increase (%lld ns then %lld ns)",
+                       (long long)pi->mono_ns, (long long)ci->mono_ns);
+    size_t n = ci->nthreads;
+    int rc;
+    if (n > d->live_cap &&
+        ((rc = fx_grow((void **)&d->live, &d->live_cap, n, sizeof *d->live)) < 0 ||
+         (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0))
+        return rc;
+
+    felix_frame *f = &d->frame;
+    const uint64_t freq = f->freq_hz;
+    f->seq++;
+    f->mono_ns = ci->mono_ns;
+    f->wall_ns = ci->wall_ns;
+    f->interval_ns = pi ? ci->mono_ns - pi->mono_ns : 0;
+    f->interval_s = (double)f->interval_ns / 1e9;
+    f->nthreads = (uint32_t)n;
+    f->nstarted = f->nexited = f->novertime = 0;
+    f->flags = 0;
+    f->load_pct = 0;
+    memset(f->d, 0, sizeof f->d);
+
+    /* Threads of prev that are gone from cur. */
+    if (prev) {
+        for (uint32_t i = 0; i < pi->nthreads; i++) {
+            const felix_thread *p = felix_snapshot_thread(prev, i);
+            const felix_thread *c = felix_snapshot_find(cur, p->tid);
+            if ((!c || restarted(p, c)) && (rc = add_exited(d, p)) < 0)
+                return rc;
+        }
+    }
+
+    const double ticks_in_interval = (double)freq * f->interval_s;
+    const double inv_t = f->interval_s > 0 ? 1.0 / f->interval_s : 0.0;
+    const double inv_f = 1.0 / (double)freq;
+    uint64_t live_abs[FELIX_NCOUNTERS] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        const felix_thread *c = felix_snapshot_thread(cur, i);
+        const felix_thread *p = prev ? felix_snapshot_find(prev, c->tid) : NULL;
+        felix_thread_delta *t = &d->live[i];
+        t->tid = c->tid;
+        t->state = 0;
+        memcpy(t->abs, c->c, sizeof t->abs);
+        for (int k = 0; k < FELIX_NCOUNTERS; k++)
+            live_abs[k] += c->c[k];
+        d->order[i] = i;
+        if (!p || restarted(p, c)) {
+            t->state = FELIX_TD_STARTED | (p ? FELIX_TD_REUSED : 0);
+            f->nstarted++;
+            t->load_pct = 0;
+            memset(t->d, 0, sizeof t->d);
+            memset(t->value, 0, sizeof t->value);
+            memset(t->rate, 0, sizeof t->rate);
+            continue;
+        }
+        for (int k = 0; k < FELIX_NCOUNTERS; k++) {
+            uint64_t dk = c->c[k] - p->c[k];
+            t->d[k] = dk;
+            f->d[k] += dk;
+            t->value[k] = felix_counter_is_time(k) ? (double)dk * inv_f : (double)dk;
+            t->rate[k] = t->value[k] * inv_t;
+        }
+        double busy = (double)t->d[FELIX_C_JIT_TIME] + (double)t->d[FELIX_C_SIGNAL_TIME];
+        t->load_pct = ticks_in_interval > 0 ? busy / ticks_in_interval * 100.0 : 0.0;
+        if (busy > ticks_in_interval) {
+            t->state |= FELIX_TD_OVERTIME;
+            f->novertime++;
+        }
+    }
+    sort_order(d, n);
+
+    for (int k = 0; k < FELIX_NCOUNTERS; k++) {
+        f->value[k] = felix_counter_is_time(k) ? (double)f->d[k] * inv_f : (double)f->d[k];
+        f->rate[k] = f->value[k] * inv_t;
+        f->cum[k] = d->cum_gone[k] + live_abs[k];
+    }
+    double busy = (double)f->d[FELIX_C_JIT_TIME] + (double)f->d[FELIX_C_SIGNAL_TIME];
+    size_t par = n < f->ncpus ? n : f->ncpus;
+    if (ticks_in_interval > 0 && par > 0)
+        f->load_pct = busy / (ticks_in_interval * (double)par) * 100.0;
+    if (ticks_in_interval > 0) {
+        double t = f->interval_s;
+        if (busy >= ticks_in_interval)
+            f->flags |= FELIX_FLAG_HIGH_JIT;
+        if ((double)f->d[FELIX_C_SMC] >= FELIX_THRESHOLD_SMC_PER_S * t)
+            f->flags |= FELIX_FLAG_HIGH_SMC;
+        if ((double)f->d[FELIX_C_SIGBUS] >= FELIX_THRESHOLD_SIGBUS_PER_S * t)
+            f->flags |= FELIX_FLAG_HIGH_SIGBUS;
+        if ((double)f->d[FELIX_C_SOFTFLOAT] >= FELIX_THRESHOLD_SOFTFLOAT_PER_S * t)
+            f->flags |= FELIX_FLAG_HIGH_SOFTFLOAT;
+    }
+    return 0;
+}

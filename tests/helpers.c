@@ -1,0 +1,156 @@
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void img_init(img *im, size_t len, unsigned tss)
+{
+    im->len = len;
+    im->p = aligned_alloc(64, (len + 63) & ~(size_t)63);
+    memset(im->p, 0, len);
+    im->slot = tss ? tss : 48;
+    im->p[0] = 2;
+    im->p[1] = 1;
+    im->p[2] = (unsigned char)(tss & 0xff);
+    im->p[3] = (unsigned char)(tss >> 8);
+    memcpy(im->p + 4, "FEX-test", 8);
+    uint32_t size = (uint32_t)len;
+    memcpy(im->p + 56, &size, 4);
+}
+
+void img_free(img *im) { free(im->p); }
+
+void img_set_u32(img *im, size_t off, uint32_t v) { memcpy(im->p + off, &v, 4); }
+
+uint32_t img_slot(img *im, unsigned i, uint32_t tid, const uint64_t *words, size_t nwords)
+{
+    uint32_t off = 64 + i * im->slot;
+    img_set_u32(im, off + 4, tid);
+    size_t max = im->slot / 8 - 1;
+    for (size_t w = 0; w < nwords && w < max; w++)
+        memcpy(im->p + off + 8 + 8 * w, &words[w], 8);
+    return off;
+}
+
+void img_link(img *im, const uint32_t *offs, size_t n)
+{
+    img_set_u32(im, 52, n ? offs[0] : 0);
+    for (size_t i = 0; i < n; i++)
+        img_set_u32(im, offs[i], i + 1 < n ? offs[i + 1] : 0);
+}
+
+int img_write(const img *im, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(im->p, 1, im->len, f);
+    return (fclose(f) == 0 && w == im->len) ? 0 : -1;
+}
+
+int64_t t_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void t_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+const char *t_tmpdir(void)
+{
+    static char dir[64];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/felix-test-XXXXXX");
+        if (!mkdtemp(dir))
+            abort();
+    }
+    return dir;
+}
+
+pid_t sim_start(const char *const *args)
+{
+    const char *sim = getenv("FELIX_SIM");
+    if (!sim)
+        sim = "felix-sim";
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = sim;
+    for (size_t i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(sim, (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[32] = {0};
+    size_t got = 0;
+    int64_t deadline = t_now_ns() + 20000000000LL;
+    while (got < sizeof line - 1 && !memchr(line, '\n', got)) {
+        int left = (int)((deadline - t_now_ns()) / 1000000);
+        struct pollfd p = {fds[0], POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t r = read(fds[0], line + got, sizeof line - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    if (atoi(line) != pid) {
+        fprintf(stderr, "felix-sim did not print its PID (got '%s')\n", line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+int sim_wait(pid_t pid, int ms)
+{
+    int64_t deadline = t_now_ns() + (int64_t)ms * 1000000;
+    int st;
+    while (t_now_ns() < deadline) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0)
+            return -1;
+        t_sleep_ms(5);
+    }
+    return -1;
+}
+
+int sim_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = sim_wait(pid, 20000);
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    return st;
+}
