@@ -1,0 +1,211 @@
+/* Deltas: loads, rates, flags and churn from hand-built snapshots. */
+#include "t.h"
+
+#include <felix/felix.h>
+
+#define F 1000000000ull /* 1 GHz: one tick per ns */
+
+static felix_snapshot *mk(int64_t t_ns)
+{
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    felix_snapshot_begin(s, t_ns, t_ns + 1700000000LL * 1000000000LL, 80);
+    return s;
+}
+
+static void add(felix_snapshot *s, uint32_t tid, uint32_t off, uint64_t jit, uint64_t sig,
+                uint64_t smc, uint64_t sigbus, uint64_t sf)
+{
+    uint64_t w[9] = {0};
+    w[FELIX_C_JIT_TIME] = jit;
+    w[FELIX_C_SIGNAL_TIME] = sig;
+    w[FELIX_C_SMC] = smc;
+    w[FELIX_C_SIGBUS] = sigbus;
+    w[FELIX_C_SOFTFLOAT] = sf;
+    w[FELIX_C_JIT_COUNT] = jit / 1000;
+    felix_snapshot_append(s, tid, off, w, 9);
+}
+
+static void baseline_frame(void)
+{
+    felix_delta *d;
+    REQUIRE(felix_delta_new(&d, F, 4) == 0);
+    felix_snapshot *a = mk(1000);
+    add(a, 1, 64, 5000, 0, 9, 9, 9);
+    CHECK_EQ(felix_delta_compute(d, NULL, a), 0);
+    const felix_frame *f = felix_delta_frame(d);
+    CHECK_EQ(f->nthreads, 1);
+    CHECK_EQ(f->nstarted, 1);
+    CHECK_EQ(f->interval_ns, 0);
+    CHECK_EQ(f->d[FELIX_C_JIT_TIME], 0);
+    CHECK_EQ(f->load_pct, 0);
+    CHECK_EQ(f->cum[FELIX_C_JIT_TIME], 5000);
+    CHECK(felix_delta_thread(d, 0)->state & FELIX_TD_STARTED);
+    felix_snapshot_free(a);
+    felix_delta_free(d);
+}
+
+static void loads_and_rates(void)
+{
+    felix_delta *d;
+    REQUIRE(felix_delta_new(&d, F, 2) == 0);
+    felix_snapshot *a = mk(0), *b = mk(500000000); /* T = 0.5 s */
+    add(a, 1, 64, 0, 0, 0, 0, 0);
+    add(a, 2, 144, 0, 0, 0, 0, 0);
+    add(a, 3, 224, 0, 0, 0, 0, 0);
+    add(b, 1, 64, 200000000, 50000000, 100, 1000, 10); /* 0.25 s busy: 50% */
+    add(b, 2, 144, 100000000, 0, 0, 0, 0);            /* 20% */
+    add(b, 3, 224, 0, 0, 0, 0, 0);
+    CHECK_EQ(felix_delta_compute(d, a, b), 0);
+    const felix_frame *f = felix_delta_frame(d);
+    CHECK_EQ(f->interval_ns, 500000000);
+    CHECK_NEAR(f->interval_s, 0.5, 1e-12);
+    const felix_thread_delta *t0 = felix_delta_thread(d, 0);
+    CHECK_EQ(t0->tid, 1); /* ordered by load */
+    CHECK_NEAR(t0->load_pct, 50.0, 1e-9);
+    CHECK_EQ(felix_delta_thread(d, 1)->tid, 2);
+    CHECK_NEAR(felix_delta_thread(d, 1)->load_pct, 20.0, 1e-9);
+    CHECK_EQ(felix_delta_thread(d, 2)->tid, 3);
+    /* FEX load divides by min(n, C) = min(3, 2). */
+    CHECK_NEAR(f->load_pct, 350000000.0 / (1e9 * 0.5 * 2) * 100, 1e-9);
+    /* Per second means divided by the interval. */
+    CHECK_NEAR(f->rate[FELIX_C_SMC], 200.0, 1e-9);
+    CHECK_NEAR(f->rate[FELIX_C_SIGBUS], 2000.0, 1e-9);
+    CHECK_NEAR(t0->rate[FELIX_C_SOFTFLOAT], 20.0, 1e-9);
+    CHECK_NEAR(f->value[FELIX_C_JIT_TIME], 0.3, 1e-12);  /* seconds */
+    CHECK_NEAR(f->rate[FELIX_C_JIT_TIME], 0.6, 1e-12);   /* s per s */
+    CHECK_EQ(f->d[FELIX_C_JIT_TIME], 300000000);
+    CHECK_EQ(f->flags, 0);
+    /* With more CPUs than threads, n divides. */
+    felix_delta *d4;
+    felix_delta_new(&d4, F, 8);
+    felix_delta_compute(d4, a, b);
+    CHECK_NEAR(felix_delta_frame(d4)->load_pct, 350000000.0 / (1e9 * 0.5 * 3) * 100, 1e-9);
+    felix_delta_free(d4);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+}
+
+static void flags_scale_with_interval(void)
+{
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    felix_snapshot *a = mk(0), *b = mk(250000000); /* T = 0.25 s */
+    add(a, 1, 64, 0, 0, 0, 0, 0);
+    /* Thresholds at 0.25 s: SMC 125, SIGBUS 1250, soft-float 250000, JIT 0.25 s. */
+    add(b, 1, 64, 200000000, 50000000, 125, 1250, 250000);
+    felix_delta_compute(d, a, b);
+    CHECK_EQ(felix_delta_frame(d)->flags, FELIX_FLAG_HIGH_JIT | FELIX_FLAG_HIGH_SMC |
+                                               FELIX_FLAG_HIGH_SIGBUS | FELIX_FLAG_HIGH_SOFTFLOAT);
+    felix_snapshot_free(b);
+    b = mk(250000000);
+    add(b, 1, 64, 200000000, 49999999, 124, 1249, 249999);
+    felix_delta_compute(d, a, b);
+    CHECK_EQ(felix_delta_frame(d)->flags, 0);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+}
+
+static void churn_started_exited_reused(void)
+{
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    felix_snapshot *a = mk(0), *b = mk(1000000000);
+    add(a, 1, 64, 1000, 0, 0, 0, 0);  /* exits */
+    add(a, 2, 144, 5000, 0, 7, 0, 0); /* TID reused in the same slot: counters drop */
+    add(a, 3, 224, 100, 0, 0, 0, 0);  /* TID moves to another slot */
+    add(a, 4, 304, 100, 0, 0, 0, 0);  /* lives on */
+    add(b, 2, 144, 10, 0, 0, 0, 0);
+    add(b, 3, 384, 900, 0, 0, 0, 0);
+    add(b, 4, 304, 600, 0, 0, 0, 0);
+    add(b, 5, 64, 123456789, 0, 0, 0, 0); /* new: a baseline, no spike */
+    CHECK_EQ(felix_delta_compute(d, a, b), 0);
+    const felix_frame *f = felix_delta_frame(d);
+    CHECK_EQ(f->nthreads, 4);
+    CHECK_EQ(f->nstarted, 3);
+    CHECK_EQ(f->nexited, 3);
+    CHECK_EQ(f->d[FELIX_C_JIT_TIME], 500); /* only thread 4 */
+    for (size_t i = 0; i < f->nthreads; i++) {
+        const felix_thread_delta *t = felix_delta_thread(d, i);
+        for (int k = 0; k < FELIX_NCOUNTERS; k++)
+            CHECK(t->d[k] < (1ull << 40)); /* never a wrapped delta */
+        if (t->tid == 2 || t->tid == 3)
+            CHECK_EQ(t->state, FELIX_TD_STARTED | FELIX_TD_REUSED);
+        if (t->tid == 5)
+            CHECK_EQ(t->state, FELIX_TD_STARTED);
+        if (t->tid == 4)
+            CHECK_EQ(t->state, 0);
+    }
+    int seen1 = 0;
+    for (size_t i = 0; i < f->nexited; i++) {
+        const felix_thread_delta *e = felix_delta_exited(d, i);
+        CHECK(e->state & FELIX_TD_EXITED);
+        if (e->tid == 1) {
+            seen1 = 1;
+            CHECK_EQ(e->abs[FELIX_C_JIT_TIME], 1000);
+        }
+    }
+    CHECK(seen1);
+    /* Cumulative: everything every thread did, the gone ones included. */
+    CHECK_EQ(f->cum[FELIX_C_JIT_TIME], 1000 + 5000 + 100 + 10 + 900 + 600 + 123456789);
+    CHECK_EQ(f->cum[FELIX_C_SMC], 7);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+}
+
+static void overtime_flagged(void)
+{
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    felix_snapshot *a = mk(0), *b = mk(100000000); /* 0.1 s */
+    add(a, 1, 64, 0, 0, 0, 0, 0);
+    add(a, 2, 144, 0, 0, 0, 0, 0);
+    add(b, 1, 64, 2000000000, 0, 0, 0, 0); /* a 2 s compile ending now */
+    add(b, 2, 144, 50000000, 0, 0, 0, 0);
+    felix_delta_compute(d, a, b);
+    CHECK_EQ(felix_delta_frame(d)->novertime, 1);
+    CHECK(felix_delta_thread(d, 0)->state & FELIX_TD_OVERTIME);
+    CHECK(!(felix_delta_thread(d, 1)->state & FELIX_TD_OVERTIME));
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+}
+
+static void time_must_increase(void)
+{
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    felix_snapshot *a = mk(100), *b = mk(100);
+    CHECK_EQ(felix_delta_compute(d, a, b), FELIX_EINVAL);
+    CHECK_EQ(felix_delta_new(&d, 0, 4), FELIX_EINVAL);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+}
+
+static void snapshot_copy_and_find(void)
+{
+    felix_snapshot *a = mk(5), *b;
+    felix_snapshot_new(&b);
+    for (uint32_t t = 1; t <= 300; t++)
+        add(a, t * 7919, 64 + 80 * t, t, 0, 0, 0, 0);
+    CHECK_EQ(felix_snapshot_copy(b, a), 0);
+    CHECK_EQ(felix_snapshot_get_info(b)->nthreads, 300);
+    for (uint32_t t = 1; t <= 300; t++) {
+        const felix_thread *x = felix_snapshot_find(b, t * 7919);
+        REQUIRE(x);
+        CHECK_EQ(x->c[FELIX_C_JIT_TIME], t);
+    }
+    CHECK(felix_snapshot_find(b, 1) == NULL);
+    CHECK_EQ(felix_snapshot_append(b, 0, 0, NULL, 0), FELIX_EINVAL);
+    CHECK_EQ(felix_snapshot_begin(b, 0, 0, 40), FELIX_EINVAL);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+}
+
+T_MAIN(T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
+       T(churn_started_exited_reused), T(overtime_flagged), T(time_must_increase),
+       T(snapshot_copy_and_find))
