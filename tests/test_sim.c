@@ -1,0 +1,397 @@
+/* Integration: libfelix against felix-sim, a real process writing the segment
+ * the way FEX does. Rates are checked against felix-sim's documented ones. */
+#include "helpers.h"
+#include "t.h"
+
+#include <felix/felix.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static uint64_t freq(void)
+{
+    uint64_t hz = 0;
+    felix_clock_frequency(&hz, NULL);
+    return hz;
+}
+
+/* Snapshot until the segment lists n threads (at most 10 s). */
+static int wait_threads(felix_shm *shm, felix_snapshot *s, uint32_t n)
+{
+    int64_t end = t_now_ns() + 10000000000LL;
+    while (t_now_ns() < end) {
+        if (felix_shm_snapshot(shm, s) == 0 && felix_snapshot_get_info(s)->nthreads >= n)
+            return 1;
+        t_sleep_ms(2);
+    }
+    return 0;
+}
+
+/* A count over T seconds matches rate within 5%, or 1.5 counts for tiny ones
+ * (counters move in whole units at period ends). */
+static int rate_ok(double got_per_s, double want_per_s, double t)
+{
+    double diff = (got_per_s - want_per_s) * t;
+    if (diff < 0)
+        diff = -diff;
+    double tol = want_per_s * t * 0.05;
+    return diff <= (tol > 1.5 ? tol : 1.5);
+}
+
+/* Thread k of felix-sim, from its name "sim-worker-k". */
+static unsigned worker_k(pid_t pid, uint32_t tid)
+{
+    char name[32];
+    if (felix_proc_thread_name(pid, (pid_t)tid, name, sizeof name) < 0)
+        return 0;
+    return strncmp(name, "sim-worker-", 11) == 0 ? (unsigned)atoi(name + 11) : 0;
+}
+
+static void steady_rates_recovered(void)
+{
+    static const char *args[] = {"-t", "4", "-s", "steady", NULL};
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    felix_snapshot *a, *b;
+    felix_delta *d;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot_new(&a);
+    felix_snapshot_new(&b);
+    felix_delta_new(&d, freq(), 0);
+    REQUIRE(wait_threads(shm, a, 4));
+    t_sleep_ms(2000); /* the measurement window */
+    REQUIRE(felix_shm_snapshot(shm, b) == 0);
+    REQUIRE(felix_delta_compute(d, a, b) == 0);
+    const felix_frame *f = felix_delta_frame(d);
+    double T = f->interval_s;
+    CHECK_EQ(f->nthreads, 4);
+    CHECK_EQ(f->nstarted, 0);
+    double busy = 0;
+    for (size_t i = 0; i < f->nthreads; i++) {
+        const felix_thread_delta *t = felix_delta_thread(d, i);
+        unsigned k = worker_k(pid, t->tid);
+        REQUIRE(k >= 1 && k <= 4);
+        double jit = (k % 10 + 1) * 0.05;
+        busy += jit + 0.02;
+        CHECK_NEAR(t->rate[FELIX_C_JIT_TIME], jit, 0.05);
+        CHECK_NEAR(t->rate[FELIX_C_SIGNAL_TIME], 0.02, 0.05);
+        CHECK_NEAR(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, 0.05);
+        CHECK_NEAR(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, 0.05);
+        CHECK_NEAR(t->load_pct, (jit + 0.02) * 100, 0.05);
+        CHECK(rate_ok(t->rate[FELIX_C_JIT_COUNT], 100.0 * k, T));
+        CHECK(rate_ok(t->rate[FELIX_C_SMC], k, T));
+        CHECK(rate_ok(t->rate[FELIX_C_SIGBUS], 10.0 * k, T));
+        CHECK(rate_ok(t->rate[FELIX_C_SOFTFLOAT], 1000.0 * k, T));
+        CHECK(rate_ok(t->rate[FELIX_C_CACHE_MISS], 50.0 * k, T));
+        if (i > 0)
+            CHECK(felix_delta_thread(d, i - 1)->load_pct >= t->load_pct);
+    }
+    unsigned par = f->ncpus < 4 ? f->ncpus : 4;
+    CHECK_NEAR(f->load_pct, busy / par * 100, 0.05);
+    CHECK(rate_ok(f->rate[FELIX_C_JIT_COUNT], 1000.0, T));
+    CHECK_EQ(f->flags, 0);
+    const felix_shm_info *si = felix_shm_get_info(shm);
+    CHECK_EQ(si->slot_size, 80);
+    CHECK(strcmp(si->app_type_name, "Linux64") == 0);
+    CHECK(strcmp(si->fex_version, "FEX-2610-felix-sim") == 0);
+    CHECK_EQ(WEXITSTATUS(sim_stop(pid)), 0);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+
+static void warmup_then_quiet(void)
+{
+    static const char *args[] = {"-t", "2", "-s", "warmup", NULL};
+    int64_t t0 = t_now_ns();
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    felix_snapshot *a, *b;
+    felix_delta *d;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot_new(&a);
+    felix_snapshot_new(&b);
+    felix_delta_new(&d, freq(), 0);
+    REQUIRE(wait_threads(shm, a, 2));
+    t_sleep_ms(1000);
+    felix_shm_snapshot(shm, b);
+    felix_delta_compute(d, a, b);
+    CHECK(felix_delta_frame(d)->load_pct > 80);
+    CHECK(felix_delta_frame(d)->rate[FELIX_C_JIT_COUNT] > 4000);
+    /* Past the 3 s burst (measured from before the start). */
+    while (t_now_ns() - t0 < 3300000000LL)
+        t_sleep_ms(20);
+    felix_shm_snapshot(shm, a);
+    t_sleep_ms(1000);
+    felix_shm_snapshot(shm, b);
+    felix_delta_compute(d, a, b);
+    CHECK(felix_delta_frame(d)->load_pct < 5);
+    CHECK(felix_delta_frame(d)->rate[FELIX_C_JIT_COUNT] < 10);
+    sim_stop(pid);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+
+static void storm_raises_flags(void)
+{
+    static const char *args[] = {"-t", "1", "-s", "storm", NULL};
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    felix_snapshot *a, *b;
+    felix_delta *d;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot_new(&a);
+    felix_snapshot_new(&b);
+    felix_delta_new(&d, freq(), 0);
+    REQUIRE(wait_threads(shm, a, 1));
+    t_sleep_ms(500);
+    felix_shm_snapshot(shm, b);
+    felix_delta_compute(d, a, b);
+    unsigned want = FELIX_FLAG_HIGH_SMC | FELIX_FLAG_HIGH_SIGBUS | FELIX_FLAG_HIGH_SOFTFLOAT;
+    CHECK_EQ(felix_delta_frame(d)->flags & want, want);
+    CHECK(!(felix_delta_frame(d)->flags & FELIX_FLAG_HIGH_JIT));
+    sim_stop(pid);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+
+/* Churn sampled every 1 ms: threads come and go, slots and TIDs are reused,
+ * the segment grows past a page, and no delta is ever bogus. */
+static void churn_every_ms(void)
+{
+    static const char *args[] = {"-t", "8", "-s", "churn", NULL};
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot *s[2];
+    felix_snapshot_new(&s[0]);
+    felix_snapshot_new(&s[1]);
+    felix_delta *d;
+    uint64_t hz = freq();
+    felix_delta_new(&d, hz, 0);
+    REQUIRE(felix_shm_snapshot(shm, s[0]) == 0);
+    uint64_t started = 0, exited = 0, reused_flag = 0, frames = 0, bogus = 0;
+    uint32_t max_size = 0;
+    enum { NT = 1 << 16 };
+    static unsigned char seen[NT]; /* times a TID started */
+    unsigned tid_restarts = 0;
+    int64_t end = t_now_ns() + 4500000000LL; /* past one 4 s population wave */
+    int cur = 1;
+    while (t_now_ns() < end) {
+        t_sleep_ms(1);
+        if (felix_shm_snapshot(shm, s[cur]) < 0)
+            break;
+        REQUIRE(felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0);
+        const felix_frame *f = felix_delta_frame(d);
+        frames++;
+        started += f->nstarted;
+        exited += f->nexited;
+        double allow = (double)hz * (f->interval_s + 0.05);
+        for (size_t i = 0; i < f->nthreads; i++) {
+            const felix_thread_delta *t = felix_delta_thread(d, i);
+            if (t->state & FELIX_TD_REUSED)
+                reused_flag++;
+            if (t->state & FELIX_TD_STARTED) {
+                if (seen[t->tid % NT]++)
+                    tid_restarts++;
+            }
+            for (int k = 0; k < FELIX_NCOUNTERS; k++) {
+                double lim = felix_counter_is_time(k) ? allow : 1e6;
+                if ((double)t->d[k] > lim) {
+                    bogus++;
+                    fprintf(stderr, "bogus delta: tid %u counter %d = %llu\n", (unsigned)t->tid, k,
+                            (unsigned long long)t->d[k]);
+                }
+            }
+        }
+        uint32_t rs = felix_snapshot_get_info(s[cur])->real_size;
+        if (rs > max_size)
+            max_size = rs;
+        cur ^= 1;
+    }
+    CHECK_EQ(bogus, 0);
+    CHECK(frames > 1000);
+    CHECK(started > 100);
+    CHECK(exited > 100);
+    CHECK(tid_restarts + reused_flag > 0); /* a TID came back as a new thread */
+    CHECK(max_size > (uint32_t)sysconf(_SC_PAGESIZE)); /* grew past one page */
+    fprintf(stderr, "churn: %llu frames, %llu started, %llu exited, %llu reused, %u TID restarts, %u bytes\n",
+            (unsigned long long)frames, (unsigned long long)started, (unsigned long long)exited,
+            (unsigned long long)reused_flag, tid_restarts, max_size);
+    CHECK_EQ(WEXITSTATUS(sim_stop(pid)), 0);
+    felix_snapshot_free(s[0]);
+    felix_snapshot_free(s[1]);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+
+/* 48-, 80- and 80+K-byte slots. */
+static void layouts(void)
+{
+    static const struct { const char *flag, *val; unsigned slot, nknown, nextra; } cases[] = {
+        {"--legacy-layout", NULL, 48, 5, 0},
+        {"--app-type", "Linux64", 80, 9, 0},
+        {"--extra-fields", "3", 112, 9, 4},
+    };
+    for (size_t c = 0; c < 3; c++) {
+        const char *args[] = {"-t", "2", "--no-mem", cases[c].flag, cases[c].val, NULL};
+        pid_t pid = sim_start(args);
+        REQUIRE(pid > 0);
+        felix_shm *shm;
+        REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+        felix_snapshot *a, *b;
+        felix_snapshot_new(&a);
+        felix_snapshot_new(&b);
+        REQUIRE(wait_threads(shm, a, 2));
+        t_sleep_ms(1000);
+        felix_shm_snapshot(shm, b);
+        const felix_snapshot_info *bi = felix_snapshot_get_info(b);
+        CHECK_EQ(bi->slot_size, cases[c].slot);
+        CHECK_EQ(bi->nknown, cases[c].nknown);
+        CHECK_EQ(bi->nextra, cases[c].nextra);
+        CHECK_EQ(felix_shm_get_info(shm)->thread_stats_size, c == 0 ? 0 : cases[c].slot);
+        double T = (double)(bi->mono_ns - felix_snapshot_get_info(a)->mono_ns) / 1e9;
+        for (uint32_t i = 0; i < bi->nthreads; i++) {
+            const felix_thread *t = felix_snapshot_thread(b, i);
+            const felix_thread *p = felix_snapshot_find(a, t->tid);
+            REQUIRE(p);
+            unsigned k = worker_k(pid, t->tid);
+            CHECK(k >= 1);
+            CHECK(rate_ok((double)(t->c[FELIX_C_SOFTFLOAT] - p->c[FELIX_C_SOFTFLOAT]) / T, 1000.0 * k, T));
+            if (cases[c].nknown == 5)
+                CHECK_EQ(t->c[FELIX_C_JIT_COUNT], 0); /* not in the legacy layout */
+            else
+                CHECK(rate_ok((double)(t->c[FELIX_C_JIT_COUNT] - p->c[FELIX_C_JIT_COUNT]) / T, 100.0 * k, T));
+            for (unsigned j = 0; j < 3 && cases[c].nextra; j++) {
+                const uint64_t *eb = felix_snapshot_extra(b, i);
+                const uint64_t *ea = felix_snapshot_extra(a, (size_t)felix_snapshot_index(a, t->tid));
+                CHECK(rate_ok((double)(eb[j] - ea[j]) / T, (double)(j + 1) * k, T));
+                CHECK_EQ(eb[3], 0); /* padding to the 16-byte slot multiple */
+            }
+        }
+        sim_stop(pid);
+        felix_snapshot_free(a);
+        felix_snapshot_free(b);
+        felix_shm_close(shm);
+    }
+}
+
+/* Growth from one page to 4 MiB while sampling; 16 KiB and 64 KiB pages. */
+static void grow_to_4mib(const char *page)
+{
+    /* FEX starts with one page. */
+    const char *args1[] = {"-t", "2", "--no-mem", "--page-size", page, NULL};
+    pid_t pid = sim_start(args1);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    CHECK_EQ(felix_shm_get_info(shm)->real_size, (uint32_t)atoi(page));
+    CHECK_EQ(felix_shm_get_info(shm)->size, (uint32_t)atoi(page));
+    felix_shm_close(shm);
+    sim_stop(pid);
+
+    const char *args[] = {"-t", "1", "-s", "grow", "--no-mem", "--page-size", page, NULL};
+    pid = sim_start(args);
+    REQUIRE(pid > 0);
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot *s[2];
+    felix_snapshot_new(&s[0]);
+    felix_snapshot_new(&s[1]);
+    felix_delta *d;
+    felix_delta_new(&d, freq(), 0);
+    REQUIRE(felix_shm_snapshot(shm, s[0]) == 0);
+    const uint32_t full = (FELIX_SHM_FEX_MAX_SIZE - 64) / 80 - 1;
+    int cur = 1, done = 0;
+    uint64_t bogus = 0;
+    int64_t end = t_now_ns() + 60000000000LL;
+    while (!done && t_now_ns() < end) {
+        t_sleep_ms(10);
+        REQUIRE(felix_shm_snapshot(shm, s[cur]) == 0);
+        REQUIRE(felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0);
+        const felix_frame *f = felix_delta_frame(d);
+        if (f->d[FELIX_C_SMC] > (uint64_t)f->nthreads * 1000)
+            bogus++;
+        const felix_snapshot_info *si = felix_snapshot_get_info(s[cur]);
+        done = si->real_size == FELIX_SHM_FEX_MAX_SIZE && si->nthreads == full;
+        cur ^= 1;
+    }
+    CHECK(done);
+    CHECK_EQ(bogus, 0);
+    CHECK(felix_shm_get_info(shm)->remaps >= 1);
+    CHECK_EQ(felix_shm_get_info(shm)->mapped_size, FELIX_SHM_FEX_MAX_SIZE);
+    CHECK_EQ(felix_shm_get_info(shm)->size, FELIX_SHM_FEX_MAX_SIZE);
+    /* A settled segment walks clean. */
+    REQUIRE(felix_shm_snapshot(shm, s[0]) == 0);
+    const felix_snapshot_info *si = felix_snapshot_get_info(s[0]);
+    CHECK_EQ(si->nthreads, full);
+    CHECK_EQ(si->anomaly_bad_offset + si->anomaly_cycle + si->anomaly_dup_tid, 0);
+    sim_stop(pid);
+    felix_snapshot_free(s[0]);
+    felix_snapshot_free(s[1]);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+static void grow_4k(void) { grow_to_4mib("4096"); }
+static void grow_16k(void) { grow_to_4mib("16384"); }
+static void grow_64k(void) { grow_to_4mib("65536"); }
+
+static void app_type_unknown(void)
+{
+    static const char *args[] = {"-t", "1", "--no-mem", "--app-type", "7", NULL};
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    CHECK(strcmp(felix_shm_get_info(shm)->app_type_name, "unknown(7)") == 0);
+    felix_shm_close(shm);
+    sim_stop(pid);
+}
+
+/* The segment goes on SIGTERM, SIGINT and at the end of --duration; with
+ * --no-unlink it stays behind, stale, like a crashed FEX's. */
+static void exit_and_stale(void)
+{
+    char path[64];
+    static const int sigs[] = {SIGTERM, SIGINT};
+    for (int i = 0; i < 2; i++) {
+        static const char *args[] = {"-t", "2", "--no-mem", NULL};
+        pid_t pid = sim_start(args);
+        REQUIRE(pid > 0);
+        snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
+        CHECK(access(path, F_OK) == 0);
+        kill(pid, sigs[i]);
+        int st = sim_wait(pid, 10000);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(access(path, F_OK) != 0);
+    }
+    static const char *args2[] = {"-t", "1", "--no-mem", "-d", "300ms", "--no-unlink", "--exit-status", "3", NULL};
+    pid_t pid = sim_start(args2);
+    REQUIRE(pid > 0);
+    int st = sim_wait(pid, 10000);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+    snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
+    CHECK(access(path, F_OK) == 0);
+    felix_shm *shm;
+    CHECK_EQ(felix_shm_open_pid(&shm, pid, 0), FELIX_ESTALE);
+    /* The left-behind segment is empty: every thread unlinked itself. */
+    CHECK_EQ(felix_shm_open_path(&shm, path, 0), 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    CHECK_EQ(felix_shm_snapshot(shm, s), 0);
+    CHECK_EQ(felix_snapshot_get_info(s)->nthreads, 0);
+    felix_snapshot_free(s);
+    felix_shm_close(shm);
+    unlink(path);
+}
+
+T_MAIN(T(steady_rates_recovered), T(warmup_then_quiet), T(storm_raises_flags), T(churn_every_ms),
+       T(layouts), T(grow_4k), T(grow_16k), T(grow_64k), T(app_type_unknown), T(exit_and_stale))
