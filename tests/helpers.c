@@ -91,6 +91,16 @@ pid_t sim_start(const char *const *args)
         return -1;
     const char *argv[64];
     size_t n = 0;
+    /* Cross builds run felix-sim through the same emulator as the tests,
+     * e.g. FELIX_EXEC_WRAPPER="qemu-aarch64". */
+    static char wrapper[256];
+    const char *w = getenv("FELIX_EXEC_WRAPPER");
+    if (w && *w) {
+        snprintf(wrapper, sizeof wrapper, "%s", w);
+        for (char *tok = strtok(wrapper, " "); tok && n < 8; tok = strtok(NULL, " "))
+            argv[n++] = tok;
+    }
+    const char *file = n ? argv[0] : sim;
     argv[n++] = sim;
     for (size_t i = 0; args && args[i] && n < 63; i++)
         argv[n++] = args[i];
@@ -102,7 +112,7 @@ pid_t sim_start(const char *const *args)
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execv(sim, (char *const *)argv);
+        execvp(file, (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);

@@ -60,7 +60,7 @@ static void steady_rates_recovered(void)
     felix_snapshot_new(&b);
     felix_delta_new(&d, freq(), 0);
     REQUIRE(wait_threads(shm, a, 4));
-    t_sleep_ms(2000); /* the measurement window */
+    t_sleep_ms(3000); /* the measurement window */
     REQUIRE(felix_shm_snapshot(shm, b) == 0);
     REQUIRE(felix_delta_compute(d, a, b) == 0);
     const felix_frame *f = felix_delta_frame(d);
@@ -391,6 +391,16 @@ static void exit_and_stale(void)
     felix_snapshot_free(s);
     felix_shm_close(shm);
     unlink(path);
+
+    /* With a command: it runs with the PID, and its status is the sim's. */
+    static const char *args3[] = {"-t", "1", "--no-mem", "--", "sh", "-c",
+                                  "test -e /dev/shm/fex-$1-stats && test \"$FELIX_PID\" = \"$1\" && exit 5", "sh", "{}", NULL};
+    pid = sim_start(args3);
+    REQUIRE(pid > 0);
+    st = sim_wait(pid, 10000);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+    snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
+    CHECK(access(path, F_OK) != 0);
 }
 
 T_MAIN(T(steady_rates_recovered), T(warmup_then_quiet), T(storm_raises_flags), T(churn_every_ms),

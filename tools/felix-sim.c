@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,6 +256,7 @@ static void *worker_main(void *arg)
     int64_t t0 = mono_ns();
     double acc[4] = {0};   /* ticks added per timed activity */
     double sum_t[4] = {0}; /* target ticks so far */
+    int64_t last[4] = {t0, t0, t0, t0};
     double added[5] = {0}; /* counts added */
     double target[5] = {0};
     for (uint64_t p = 1; !atomic_load(&stop_flag); p++) {
@@ -266,7 +268,11 @@ static void *worker_main(void *arg)
         profile_for(&pr, w->k, t);
         double dt = (double)opt.period_ns / 1e9;
         for (int a = 0; a < 4; a++) {
-            sum_t[a] += pr.share[a] * dt * (double)freq_hz;
+            /* The target follows elapsed time, so a late or long sleep is
+             * made up at the next turn and the total never drifts. */
+            int64_t at = mono_ns();
+            sum_t[a] += pr.share[a] * (double)(at - last[a]) / 1e9 * (double)freq_hz;
+            last[a] = at;
             double need = sum_t[a] - acc[a];
             if (need <= 0)
                 continue;
@@ -307,7 +313,7 @@ static int start_worker(struct worker *w)
 {
     pthread_attr_t a;
     pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 64 * 1024);
+    pthread_attr_setstacksize(&a, 256 * 1024); /* >= PTHREAD_STACK_MIN on ARM64 */
     int rc = pthread_create(&w->th, &a, worker_main, w);
     pthread_attr_destroy(&a);
     return rc;
@@ -452,10 +458,12 @@ static void *mgr_main(void *arg)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: felix-sim [OPTIONS]\n"
+            "Usage: felix-sim [OPTIONS] [--] [COMMAND [ARG...]]\n"
             "A stand-in FEX process: publishes /dev/shm/fex-<pid>-stats as FEX does, from real\n"
             "threads with the real cycle counter, and names memory regions like FEX.\n"
-            "Prints its PID as the first line of stdout once the segment is ready.\n\n"
+            "Prints its PID as the first line of stdout once the segment is ready.\n"
+            "With COMMAND, runs it with each {} argument replaced by that PID (also in\n"
+            "$FELIX_PID) and exits with its status when it ends.\n\n"
             "  -t, --threads N        worker threads (default 4; churn: the peak population)\n"
             "  -s, --scenario NAME    steady, warmup, churn, storm or grow (default steady)\n"
             "  -d, --duration D       exit after D (e.g. 10s, 500ms; bare number = seconds)\n"
@@ -480,7 +488,8 @@ static void usage(FILE *f)
             "          to max(N, first-page slots + 8); every 5th thread reuses an exited TID\n"
             "  storm   JIT 20%%, signal 10%%; 1000 SMC, 10000 SIGBUS, 2000000 soft-float per thread\n"
             "  grow    steady workers plus virtual threads added at 20000/s until 4 MiB is full\n\n"
-            "Exit status: 0 done, 2 usage, 1 any other failure (or --exit-status N).\n");
+            "Exit status: 0 done, 2 usage, 1 any other failure; --exit-status N; with\n"
+            "COMMAND, the command's status.\n");
 }
 
 int main(int argc, char **argv)
@@ -497,7 +506,7 @@ int main(int argc, char **argv)
     opt.page = ps > 0 ? (size_t)ps : 4096;
     uint64_t v;
     int c;
-    while ((c = getopt_long(argc, argv, "t:s:d:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+t:s:d:hV", lo, NULL)) != -1) {
         switch (c) {
         case 't':
             if (tool_parse_uint(optarg, 1, 4000, &v) < 0)
@@ -566,10 +575,7 @@ int main(int argc, char **argv)
         tool_error(prog, "invalid value '%s' for option %s", optarg, argv[optind - 1]);
         return EXIT_USAGE;
     }
-    if (optind < argc) {
-        tool_error(prog, "unexpected argument '%s'", argv[optind]);
-        return EXIT_USAGE;
-    }
+    char **cmd = optind < argc ? argv + optind : NULL;
     if (felix_clock_frequency(&freq_hz, NULL) < 0) {
         tool_error(prog, "no cycle counter: %s", felix_error_detail());
         return EXIT_FAILURE_GENERIC;
@@ -581,6 +587,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* workers inherit the mask */
 
     if (seg_create() < 0) {
@@ -623,6 +630,25 @@ int main(int argc, char **argv)
     printf("%d\n", (int)getpid());
     fflush(stdout);
 
+    /* -- COMMAND: run it with {} replaced by our PID; end when it ends. */
+    pid_t child = -1;
+    int child_status = 0;
+    if (cmd) {
+        char pidstr[16];
+        snprintf(pidstr, sizeof pidstr, "%d", (int)getpid());
+        setenv("FELIX_PID", pidstr, 1);
+        for (char **a = cmd; *a; a++)
+            if (strcmp(*a, "{}") == 0)
+                *a = pidstr;
+        child = fork();
+        if (child == 0) {
+            pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+            execvp(cmd[0], cmd);
+            tool_error(prog, "cannot run %s: %s", cmd[0], strerror(errno));
+            _exit(127);
+        }
+    }
+
     pthread_t mgr;
     int have_mgr = 0;
     run_end = end;
@@ -631,18 +657,30 @@ int main(int argc, char **argv)
 
     /* Wait for the end of the duration or a signal. */
     for (;;) {
-        int sig;
+        int sig = 0;
         if (!end) {
-            if (sigwait(&sigs, &sig) == 0)
+            if (sigwait(&sigs, &sig) != 0)
+                continue;
+        } else {
+            int64_t left = end - mono_ns();
+            if (left <= 0)
                 break;
-            continue;
+            struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+            sig = sigtimedwait(&sigs, NULL, &ts);
+            if (sig <= 0)
+                continue;
         }
-        int64_t left = end - mono_ns();
-        if (left <= 0)
+        if (sig != SIGCHLD)
             break;
-        struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
-        if (sigtimedwait(&sigs, NULL, &ts) > 0)
+        if (child > 0 && waitpid(child, &child_status, WNOHANG) == child) {
+            opt.exit_status = WIFEXITED(child_status) ? WEXITSTATUS(child_status) : 128 + WTERMSIG(child_status);
+            child = -1;
             break;
+        }
+    }
+    if (child > 0) {
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
     }
     atomic_store(&stop_flag, 1);
     if (have_mgr)
