@@ -256,7 +256,7 @@ static void *worker_main(void *arg)
     int64_t t0 = mono_ns();
     double acc[4] = {0};   /* ticks added per timed activity */
     double sum_t[4] = {0}; /* target ticks so far */
-    int64_t last[4] = {t0, t0, t0, t0};
+    int64_t last[4] = {t0, t0, t0, t0}, clast = t0;
     double added[5] = {0}; /* counts added */
     double target[5] = {0};
     for (uint64_t p = 1; !atomic_load(&stop_flag); p++) {
@@ -266,7 +266,6 @@ static void *worker_main(void *arg)
         double t = (double)(now - t0) / 1e9;
         struct profile pr;
         profile_for(&pr, w->k, t);
-        double dt = (double)opt.period_ns / 1e9;
         for (int a = 0; a < 4; a++) {
             /* The target follows elapsed time, so a late or long sleep is
              * made up at the next turn and the total never drifts. */
@@ -276,17 +275,25 @@ static void *worker_main(void *arg)
             double need = sum_t[a] - acc[a];
             if (need <= 0)
                 continue;
-            uint64_t b = felix_clock_ticks();
-            int64_t until = mono_ns() + (int64_t)(need / (double)freq_hz * 1e9);
-            sleep_until(until);
-            uint64_t e = felix_clock_ticks();
+            uint64_t b = felix_clock_ticks(), e;
+            int64_t need_ns = (int64_t)(need / (double)freq_hz * 1e9);
+            if (need_ns < 500000) {
+                /* Short blocks spin: a sleep would overshoot them several
+                 * times over, and the overshoot shows at a window's edge. */
+                while ((e = felix_clock_ticks()) - b < (uint64_t)need)
+                    ;
+            } else {
+                sleep_until(mono_ns() + need_ns);
+                e = felix_clock_ticks();
+            }
             acc[a] += (double)(e - b);
             if (off)
                 atomic_fetch_add_explicit(u64at(off + (uint32_t)time_field[a]), e - b,
                                           memory_order_relaxed);
         }
+        int64_t cnow = mono_ns();
         for (int c = 0; c < 5; c++) {
-            target[c] += pr.rate[c] * dt;
+            target[c] += pr.rate[c] * (double)(cnow - clast) / 1e9; /* by elapsed time */
             uint64_t add = (uint64_t)(target[c] - added[c]);
             added[c] += (double)add;
             if (off && add) {
@@ -295,10 +302,11 @@ static void *worker_main(void *arg)
                                       memory_order_relaxed);
             }
         }
+        clast = cnow;
         /* Extra trailing words: word j counts (j + 1) * k per second. */
         for (unsigned j = 0; off && j < opt.extra; j++) {
             _Atomic uint64_t *f = u64at(off + 80 + 8 * j);
-            uint64_t want = (uint64_t)((double)(j + 1) * w->k * (double)p * dt);
+            uint64_t want = (uint64_t)((double)(j + 1) * w->k * (double)(cnow - t0) / 1e9);
             atomic_store_explicit(f, want, memory_order_relaxed);
         }
         sleep_until(t0 + (int64_t)p * opt.period_ns);
