@@ -75,6 +75,7 @@ const char *felix_error_detail(void);
 #include <felix/delta.h>
 #include <felix/mem.h>
 #include <felix/proc.h>
+#include <felix/record.h>
 #include <felix/shm.h>
 #include <felix/snapshot.h>
 

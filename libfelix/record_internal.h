@@ -1,0 +1,119 @@
+/* Shared by the recording writer and reader: constants of the format and a
+ * small CBOR encoder over libcbor's encoding functions. */
+#ifndef FX_RECORD_INTERNAL_H
+#define FX_RECORD_INTERNAL_H
+
+#include <cbor.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define FX_REC_FORMAT_NAME "felix-recording"
+#define FX_MAGIC_INDEX 0x184D2A5Fu     /* skippable frame: our CBOR index */
+#define FX_MAGIC_SEEKTABLE 0x184D2A5Eu /* skippable frame: seekable-format seek table */
+#define FX_MAGIC_SEEKABLE_FOOTER 0x8F92EAB1u
+
+enum { FX_ITEM_HEADER = 0, FX_ITEM_SAMPLE = 1, FX_ITEM_EVENT = 2, FX_ITEM_END = 3, FX_ITEM_INDEX = 4 };
+
+#define FX_NAME_LEN 32 /* thread names kept per thread (Linux: 15 + NUL) */
+
+/* A growable output buffer; enc_* append one CBOR head or value. */
+typedef struct fx_buf {
+    unsigned char *p;
+    size_t len, cap;
+    int oom;
+} fx_buf;
+
+static inline int fx_buf_reserve(fx_buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t n = b->cap ? b->cap : 4096;
+    while (n < b->len + more)
+        n *= 2;
+    void *q = realloc(b->p, n);
+    if (!q) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = q;
+    b->cap = n;
+    return 0;
+}
+
+static inline void enc_uint(fx_buf *b, uint64_t v)
+{
+    if (fx_buf_reserve(b, 9) == 0)
+        b->len += cbor_encode_uint(v, b->p + b->len, b->cap - b->len);
+}
+
+static inline void enc_int(fx_buf *b, int64_t v)
+{
+    if (v >= 0)
+        enc_uint(b, (uint64_t)v);
+    else if (fx_buf_reserve(b, 9) == 0)
+        b->len += cbor_encode_negint((uint64_t)(-(v + 1)), b->p + b->len, b->cap - b->len);
+}
+
+static inline void enc_map(fx_buf *b, size_t n)
+{
+    if (fx_buf_reserve(b, 9) == 0)
+        b->len += cbor_encode_map_start(n, b->p + b->len, b->cap - b->len);
+}
+
+static inline void enc_arr(fx_buf *b, size_t n)
+{
+    if (fx_buf_reserve(b, 9) == 0)
+        b->len += cbor_encode_array_start(n, b->p + b->len, b->cap - b->len);
+}
+
+static inline void enc_bool(fx_buf *b, int v)
+{
+    if (fx_buf_reserve(b, 1) == 0)
+        b->len += cbor_encode_bool(v != 0, b->p + b->len, b->cap - b->len);
+}
+
+static inline void enc_str(fx_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (fx_buf_reserve(b, 9 + n) == 0) {
+        b->len += cbor_encode_string_start(n, b->p + b->len, b->cap - b->len);
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+static inline void put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static inline uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Write all of buf to fd; a closed pipe gives FELIX_EPIPE, never SIGPIPE. */
+int fx_write_all(int fd, const void *buf, size_t n, const char *what);
+
+/* A thread's slot words (known counters then extras) from a snapshot. */
+static inline size_t fx_thread_words(const felix_snapshot *s, size_t i, uint64_t *words)
+{
+    const felix_snapshot_info *si = felix_snapshot_get_info(s);
+    const felix_thread *t = felix_snapshot_thread(s, i);
+    size_t n = si->nknown;
+    memcpy(words, t->c, n * sizeof *words);
+    const uint64_t *e = felix_snapshot_extra(s, i);
+    for (size_t k = 0; e && k < si->nextra; k++)
+        words[n++] = e[k];
+    return n;
+}
+
+#define FX_MAX_WORDS (0x10000 / 8)
+
+#endif
