@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <time.h>
 
 #if defined(__GNUC__)
@@ -19,6 +20,9 @@ int fx_fail(int code, const char *fmt, ...) FX_PRINTF(2, 3);
  * should own a segment with this stat. */
 struct stat;
 int fx_segment_state(int pid, const struct stat *st);
+
+/* CRC-32 (IEEE), as zlib computes it. */
+uint32_t fx_crc32(const void *data, size_t len);
 
 /* Map an errno value to a felix code. */
 int fx_errno_code(int err);

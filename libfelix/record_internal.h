@@ -85,6 +85,24 @@ static inline void enc_str(fx_buf *b, const char *s)
     }
 }
 
+/* Every item is a map whose last pair is key 23: a CRC-32 of the item's
+ * bytes before that key, as a 5-byte CBOR unsigned integer (0x1a + 4 bytes).
+ * enc_item starts an item's map of n pairs (the check added); enc_check ends it. */
+#define FX_KEY_CHECK 23 /* the largest one-byte key */
+static inline void enc_item(fx_buf *b, size_t n)
+{
+    b->len = 0;
+    enc_map(b, n + 1);
+}
+
+static inline void enc_check(fx_buf *b)
+{
+    uint32_t crc = fx_crc32(b->p, b->len);
+    enc_uint(b, FX_KEY_CHECK);
+    if (fx_buf_reserve(b, 5) == 0)
+        b->len += cbor_encode_uint32(crc, b->p + b->len, b->cap - b->len);
+}
+
 static inline void put_le32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)v;

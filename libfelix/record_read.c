@@ -61,6 +61,8 @@ struct felix_rec_reader {
     size_t d_cap, d_pos, d_len;
     uint64_t d_base;           /* absolute decompressed offset of d[0] */
     int in_frame;
+    size_t zerr;               /* a zstd error met after some output */
+    size_t hint;               /* input the decoder wants next */
     uint64_t frame_start;
     struct frame_mark marks[8];
     unsigned nmarks;
@@ -265,6 +267,10 @@ static int corrupt(felix_rec_reader *r, const char *what)
  * input, FELIX_EAGAIN when a non-blocking input has nothing yet. */
 static int pump(felix_rec_reader *r)
 {
+    if (r->zerr) {
+        r->item_frame = r->frame_start;
+        return corrupt(r, ZSTD_getErrorName(r->zerr));
+    }
     if (r->d_pos > 0) {
         memmove(r->d, r->d + r->d_pos, r->d_len - r->d_pos);
         r->d_base += r->d_pos;
@@ -302,10 +308,18 @@ static int pump(felix_rec_reader *r)
         }
         if (!r->in_frame)
             r->frame_start = r->in_off + r->in_pos;
-        ZSTD_inBuffer in = {r->in, r->in_len, r->in_pos};
+        /* Feed at most what the decoder asked for (the next block), so each
+         * block's output arrives before a later damaged block's error. */
+        size_t end = r->in_len - r->in_pos > r->hint ? r->in_pos + r->hint : r->in_len;
+        ZSTD_inBuffer in = {r->in, end, r->in_pos};
         ZSTD_outBuffer out = {r->d + r->d_len, r->d_cap - r->d_len, 0};
         size_t ret = ZSTD_decompressStream(r->dctx, &out, &in);
         if (ZSTD_isError(ret)) {
+            /* Keep what decoded before the damage; report it next time. */
+            r->zerr = ret;
+            r->d_len += out.pos;
+            if (out.pos > 0)
+                return 0;
             r->item_frame = r->frame_start;
             return corrupt(r, ZSTD_getErrorName(ret));
         }
@@ -315,6 +329,7 @@ static int pump(felix_rec_reader *r)
             m->offset = r->frame_start;
         }
         r->in_frame = ret != 0;
+        r->hint = ret ? ret : 32; /* after a frame: the next one's header */
         r->in_pos = in.pos;
         r->d_len += out.pos;
         if (out.pos > 0)
@@ -339,6 +354,23 @@ static uint64_t frame_of(const felix_rec_reader *r, uint64_t abs)
     return best;
 }
 
+/* If the item ends with our check (key 15 as the map's last pair, a 5-byte
+ * unsigned), verify it: 1 good or absent, 0 mismatch. */
+static int check_ok(const felix_rec_reader *r, const unsigned char *buf, size_t used)
+{
+    if (r->ntok < 3 || r->tok[0].type != T_MAP || used < 7)
+        return 1;
+    size_t i = 1, last = 0;
+    for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
+        last = i;
+        i = skip(r, i + 1);
+    }
+    if (r->tok[last].type != T_UINT || r->tok[last].u != FX_KEY_CHECK || last + 1 >= r->ntok ||
+        r->tok[last + 1].type != T_UINT || buf[used - 6] != FX_KEY_CHECK || buf[used - 5] != 0x1a)
+        return 1;
+    return fx_crc32(buf, used - 6) == (uint32_t)r->tok[last + 1].u;
+}
+
 /* Tokenize the next whole item; returns 0, FELIX_EEOF, or an error. */
 static int next_tokens(felix_rec_reader *r)
 {
@@ -347,6 +379,10 @@ static int next_tokens(felix_rec_reader *r)
         int tk = r->d_pos < r->d_len ? tokenize(r, r->d + r->d_pos, r->d_len - r->d_pos, &used) : TK_MORE;
         if (tk == TK_DONE) {
             r->item_frame = frame_of(r, r->d_base + r->d_pos);
+            if (!check_ok(r, r->d + r->d_pos, used))
+                return fx_fail(FELIX_ECORRUPT,
+                               "recording corrupt: item check failed at decompressed byte %llu (in the frame starting at byte %llu)",
+                               (unsigned long long)(r->d_base + r->d_pos), (unsigned long long)r->item_frame);
             r->d_pos += used;
             return 0;
         }
@@ -644,6 +680,7 @@ static int reader_init(felix_rec_reader **out, int fd, int own)
     struct stat st;
     r->seekable = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) >= 0;
     r->in_cap = ZSTD_DStreamInSize();
+    r->hint = 32;
     r->d_cap = 64 * 1024;
     r->in = malloc(r->in_cap);
     r->d = malloc(r->d_cap);
@@ -665,7 +702,13 @@ static int reader_init(felix_rec_reader **out, int fd, int own)
         felix_rec_reader_close(r);
         return rc;
     }
-    r->header_end = r->in_frame ? 0 : r->in_off + r->in_pos;
+    if (r->seekable) { /* where the first chunk starts: the header frame's end */
+        unsigned char *head = malloc(65536);
+        ssize_t n = head ? pread(fd, head, 65536, 0) : -1;
+        size_t fs = n > 0 ? ZSTD_findFrameCompressedSize(head, (size_t)n) : 0;
+        r->header_end = ZSTD_isError(fs) ? 0 : fs;
+        free(head);
+    }
     *out = r;
     return 0;
 }
@@ -803,6 +846,8 @@ static int reposition(felix_rec_reader *r, uint64_t offset)
     r->d_base = 0;
     r->nmarks = 0;
     r->in_frame = 0;
+    r->zerr = 0;
+    r->hint = 32;
     r->eof = 0;
     r->have_prev = r->in_chunk = r->have_pending = 0;
     r->have_key_wall = 0;
@@ -870,7 +915,7 @@ static int load_index(felix_rec_reader *r)
         return -1;
     size_t used;
     ok = pread(r->fd, buf, len, (off_t)(sum + 8)) == (ssize_t)len && tokenize(r, buf, len, &used) == TK_DONE &&
-         r->tok[0].type == T_MAP;
+         r->tok[0].type == T_MAP && check_ok(r, buf, used);
     uint64_t type = 99;
     size_t i = 1;
     r->nchunks = 0;
@@ -1062,7 +1107,9 @@ int felix_rec_seek_time(felix_rec_reader *r, int64_t t_ns)
         return rc;
     for (;;) {
         if ((rc = felix_rec_next_sample(r, NULL)) < 0)
-            return rc == FELIX_EEOF ? fx_fail(FELIX_ERANGE, "time %lld ns is past the end", (long long)t_ns) : rc;
+            return rc == FELIX_EEOF || rc == FELIX_ETRUNC
+                       ? fx_fail(FELIX_ERANGE, "time %lld ns is past the end", (long long)t_ns)
+                       : rc;
         if (felix_snapshot_get_info(r->prev)->mono_ns - r->hdr.start_mono_ns >= t_ns) {
             if ((rc = felix_snapshot_copy(r->pending, r->prev)) < 0)
                 return rc;

@@ -130,6 +130,7 @@ static int w_push(felix_rec_writer *w, const void *data, size_t len, ZSTD_EndDir
 
 static int w_item(felix_rec_writer *w)
 {
+    enc_check(&w->item);
     if (w->item.oom)
         return w->failed = fx_fail(FELIX_ENOMEM, "out of memory encoding a recording item");
     return w_push(w, w->item.p, w->item.len, ZSTD_e_flush);
@@ -165,8 +166,7 @@ static int write_header(felix_rec_writer *w)
 {
     const felix_rec_header *h = &w->hdr;
     fx_buf *b = &w->item;
-    b->len = 0;
-    enc_map(b, 19);
+    enc_item(b, 19);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_HEADER);
     enc_uint(b, 1), enc_str(b, FX_REC_FORMAT_NAME);
     enc_uint(b, 2), enc_uint(b, FELIX_REC_FORMAT_VERSION);
@@ -263,13 +263,12 @@ static int64_t rel_time(const felix_rec_writer *w, int64_t mono) { return mono -
 static int write_event_item(felix_rec_writer *w, const felix_rec_event *ev)
 {
     fx_buf *b = &w->item;
-    b->len = 0;
     size_t n = 3;
     int tid = ev->kind == FELIX_EV_THREAD_STARTED || ev->kind == FELIX_EV_THREAD_EXITED;
     n += tid + (ev->kind == FELIX_EV_PROCESS_EXITED && ev->has_status) +
          (ev->kind == FELIX_EV_STOPPED && ev->reason[0]) + (ev->kind == FELIX_EV_INTERVAL_CHANGED) +
          (ev->kind == FELIX_EV_SAMPLES_MISSED);
-    enc_map(b, n);
+    enc_item(b, n);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_EVENT);
     enc_uint(b, 1), enc_int(b, rel_time(w, ev->mono_ns));
     enc_uint(b, 2), enc_uint(b, (uint64_t)ev->kind);
@@ -433,11 +432,10 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         }
     }
     fx_buf *b = &w->item;
-    b->len = 0;
     int64_t wall_pred = w->key_wall + (t - w->key_t); /* wall clock predicted from the key sample */
     int64_t wall_diff = key ? si->wall_ns : si->wall_ns - wall_pred;
     int wall = key || wall_diff != 0;
-    enc_map(b, 3 + (size_t)key + (size_t)wall + (nnames > 0) + (ncpu > 0) + (mem != NULL) + (size_t)seg + (size_t)anom);
+    enc_item(b, 3 + (size_t)key + (size_t)wall + (nnames > 0) + (ncpu > 0) + (mem != NULL) + (size_t)seg + (size_t)anom);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_SAMPLE);
     enc_uint(b, 1), enc_int(b, t);
     if (key)
@@ -536,8 +534,7 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
 static int write_index(felix_rec_writer *w)
 {
     fx_buf *b = &w->item;
-    b->len = 0;
-    enc_map(b, 4);
+    enc_item(b, 4);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_INDEX);
     enc_uint(b, 1), enc_arr(b, w->nchunks);
     for (size_t i = 0; i < w->nchunks; i++) {
@@ -549,6 +546,7 @@ static int write_index(felix_rec_writer *w)
     enc_uint(b, 3), enc_arr(b, w->nregions);
     for (size_t i = 0; i < w->nregions; i++)
         enc_str(b, w->regions[i]);
+    enc_check(b);
     if (b->oom)
         return fx_fail(FELIX_ENOMEM, "out of memory encoding the index");
     unsigned char head[8];
@@ -587,8 +585,7 @@ int felix_rec_writer_close(felix_rec_writer *w, const char *reason)
     int rc = w->failed;
     if (!rc && w->cctx && w->offset > 0) {
         fx_buf *b = &w->item;
-        b->len = 0;
-        enc_map(b, reason && *reason ? 4 : 3);
+        enc_item(b, reason && *reason ? 4 : 3);
         enc_uint(b, 0), enc_uint(b, FX_ITEM_END);
         enc_uint(b, 1), enc_int(b, w->last_t);
         enc_uint(b, 2), enc_uint(b, w->samples);

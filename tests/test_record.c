@@ -9,6 +9,7 @@
 #include <felix/felix.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -114,6 +115,8 @@ static int write_session(const char *path, uint16_t tss, uint32_t chunk_samples,
         make_info(info, &n, i);
         if (felix_rec_write_sample(w, s, info, n) < 0)
             return -1;
+        if (bytes)
+            bytes[i] = felix_rec_writer_bytes(w);
         if (i == 5) {
             felix_rec_event ev = {0};
             ev.kind = FELIX_EV_SAMPLES_MISSED;
@@ -124,8 +127,6 @@ static int write_session(const char *path, uint16_t tss, uint32_t chunk_samples,
             ev.interval_ns = 10000000;
             felix_rec_write_event(w, &ev);
         }
-        if (bytes)
-            bytes[i] = felix_rec_writer_bytes(w);
     }
     felix_rec_event ev = {0};
     ev.kind = FELIX_EV_PROCESS_EXITED;
@@ -265,4 +266,332 @@ static void independent_decoder(void)
     CHECK_EQ(system(cmd), 0);
 }
 
-T_MAIN(T(roundtrip_every_field), T(independent_decoder))
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+/* Read a recording held in memory (through a memfd); returns samples read,
+ * the final code in *rc, and checks each sample's content. */
+static int read_all(const unsigned char *data, size_t len, uint16_t slot, int *rc_out)
+{
+    int fd = memfd_create("rec", 0);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+        return -1;
+    lseek(fd, 0, SEEK_SET);
+    felix_rec_reader *r;
+    int rc = felix_rec_reader_open_fd(&r, fd);
+    int n = 0;
+    if (rc == 0) {
+        felix_snapshot *s;
+        felix_snapshot_new(&s);
+        while ((rc = felix_rec_next_sample(r, s)) == 0) {
+            if (!same_sample(s, n, slot))
+                t_failures++;
+            n++;
+        }
+        felix_snapshot_free(s);
+        felix_rec_reader_close(r);
+    }
+    close(fd);
+    *rc_out = rc;
+    return n;
+}
+
+/* A file cut at every byte offset of its last chunk, and at random offsets
+ * elsewhere, reads back every sample flushed before the cut. */
+static void cut_anywhere(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/cut.felix", t_tmpdir());
+    uint64_t bytes[NSAMPLES];
+    REQUIRE(write_session(path, 80, 5, bytes) == 0);
+    size_t len;
+    unsigned char *data = slurp(path, &len);
+    REQUIRE(data);
+    /* The last chunk starts after the tenth sample's predecessor. */
+    size_t last_chunk = (size_t)bytes[9];
+    size_t cuts = 0;
+    srand(7);
+    for (size_t cut = 0; cut <= len; cut++) {
+        if (cut < last_chunk && rand() % 20 != 0)
+            continue;
+        int rc;
+        int n = read_all(data, cut, 80, &rc);
+        int want = 0;
+        while (want < NSAMPLES && bytes[want] <= cut)
+            want++;
+        if (n != want) {
+            fprintf(stderr, "cut at %zu: read %d samples, %d were flushed before it\n", cut, n, want);
+            t_failures++;
+        }
+        if (cut < len && rc == FELIX_ETRUNC)
+            CHECK(strstr(felix_error_detail(), "byte") != NULL);
+        CHECK(rc == FELIX_EEOF || rc == FELIX_ETRUNC || rc == FELIX_ECORRUPT);
+        if (cut == len)
+            CHECK_EQ(rc, FELIX_EEOF);
+        cuts++;
+    }
+    CHECK(cuts > 100);
+    free(data);
+}
+
+/* Garbage, a foreign file, and a flipped byte in the middle. */
+static void corrupt_data(void)
+{
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)(i * 37 + 11);
+    int rc;
+    CHECK_EQ(read_all(junk, sizeof junk, 80, &rc), 0);
+    CHECK_EQ(rc, FELIX_ECORRUPT);
+    CHECK_EQ(read_all(junk, 0, 80, &rc), 0);
+    CHECK_EQ(rc, FELIX_ETRUNC);
+    /* A zstd stream holding CBOR that is not a recording. */
+    unsigned char cb[16], z[128];
+    size_t n = cbor_encode_uint(7, cb, sizeof cb);
+    size_t zn = ZSTD_compress(z, sizeof z, cb, n, 3);
+    CHECK_EQ(read_all(z, zn, 80, &rc), 0);
+    CHECK_EQ(rc, FELIX_ECORRUPT);
+    CHECK(strstr(felix_error_detail(), "not a felix recording") != NULL);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/flip.felix", t_tmpdir());
+    uint64_t bytes[NSAMPLES];
+    REQUIRE(write_session(path, 80, 5, bytes) == 0);
+    size_t len;
+    unsigned char *data = slurp(path, &len);
+    REQUIRE(data);
+    size_t at = (size_t)(bytes[6] + bytes[7]) / 2; /* inside sample 7's bytes */
+    data[at] ^= 0x5a;
+    int before = t_failures;
+    int got = read_all(data, len, 80, &rc); /* checks every sample it returns */
+    CHECK_EQ(t_failures, before);            /* no damaged sample came back */
+    CHECK_EQ(got, 7);                        /* the samples before the damage */
+    CHECK(rc == FELIX_ECORRUPT);
+    CHECK(strstr(felix_error_detail(), "byte") != NULL);
+    free(data);
+}
+
+/* Unknown keys and unknown item types are skipped. */
+static void unknown_keys_skipped(void)
+{
+    unsigned char buf[1024];
+    size_t n = 0;
+#define E(fn, ...) n += fn(__VA_ARGS__, buf + n, sizeof buf - n)
+    E(cbor_encode_map_start, 8);
+    E(cbor_encode_uint, 0), E(cbor_encode_uint, 0);
+    E(cbor_encode_uint, 1), E(cbor_encode_string_start, 15);
+    memcpy(buf + n, "felix-recording", 15), n += 15;
+    E(cbor_encode_uint, 2), E(cbor_encode_uint, 1);
+    E(cbor_encode_uint, 6), E(cbor_encode_uint, 1000);
+    E(cbor_encode_uint, 14), E(cbor_encode_uint, 0);
+    E(cbor_encode_uint, 99), E(cbor_encode_map_start, 1); /* unknown: a nested map */
+    E(cbor_encode_uint, 1), E(cbor_encode_array_start, 2);
+    E(cbor_encode_uint, 5), E(cbor_encode_negint, 5);
+    E(cbor_encode_uint, 100), E(cbor_encode_tag, 1), E(cbor_encode_uint, 5);
+    E(cbor_encode_uint, 101), E(cbor_encode_double, 1.5);
+    /* an unknown item type */
+    E(cbor_encode_map_start, 2);
+    E(cbor_encode_uint, 0), E(cbor_encode_uint, 77);
+    E(cbor_encode_uint, 1), E(cbor_encode_array_start, 0);
+    /* a sample with an unknown key */
+    E(cbor_encode_map_start, 6);
+    E(cbor_encode_uint, 0), E(cbor_encode_uint, 1);
+    E(cbor_encode_uint, 1), E(cbor_encode_uint, 500);
+    E(cbor_encode_uint, 2), E(cbor_encode_bool, true);
+    E(cbor_encode_uint, 3), E(cbor_encode_array_start, 1);
+    E(cbor_encode_array_start, 6), E(cbor_encode_uint, 77), E(cbor_encode_uint, 10), E(cbor_encode_uint, 20),
+        E(cbor_encode_uint, 30), E(cbor_encode_uint, 40), E(cbor_encode_uint, 50);
+    E(cbor_encode_uint, 9), E(cbor_encode_uint, 123456);
+    E(cbor_encode_uint, 50), E(cbor_encode_string_start, 3);
+    memcpy(buf + n, "new", 3), n += 3;
+#undef E
+    unsigned char z[2048];
+    size_t zn = ZSTD_compress(z, sizeof z, buf, n, 3);
+    REQUIRE(!ZSTD_isError(zn));
+    int fd = memfd_create("rec", 0);
+    REQUIRE(write(fd, z, zn) == (ssize_t)zn);
+    lseek(fd, 0, SEEK_SET);
+    felix_rec_reader *r;
+    REQUIRE(felix_rec_reader_open_fd(&r, fd) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    CHECK_EQ(felix_rec_next_sample(r, s), 0);
+    CHECK_EQ(felix_snapshot_get_info(s)->nthreads, 1);
+    CHECK_EQ(felix_snapshot_find(s, 77)->c[FELIX_C_SOFTFLOAT], 50);
+    CHECK_EQ(felix_snapshot_get_info(s)->wall_ns, 123456);
+    CHECK_EQ(felix_snapshot_get_info(s)->mono_ns, 500);
+    CHECK_EQ(felix_rec_next_sample(r, s), FELIX_EEOF);
+    felix_snapshot_free(s);
+    felix_rec_reader_close(r);
+    close(fd);
+}
+
+/* A longer recording: seek by sample and by time, with the index and
+ * without it (rebuilt by scanning). */
+static void seek_with_and_without_index(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/seek.felix", t_tmpdir());
+    felix_rec_header h;
+    fill_header(&h, 80);
+    felix_rec_options o = {0};
+    o.chunk_samples = 37;
+    felix_rec_writer *w;
+    REQUIRE(felix_rec_writer_open_path(&w, path, &h, &o) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    enum { N = 2000 };
+    uint64_t words[9];
+    for (int i = 0; i < N; i++) {
+        felix_snapshot_begin(s, ORIGIN + (int64_t)i * 10000000, (int64_t)i, 80);
+        for (uint32_t tid = 1; tid <= 4; tid++) {
+            for (int k = 0; k < 9; k++)
+                words[k] = (uint64_t)i * tid * (k + 1);
+            felix_snapshot_append(s, tid, 0, words, 9);
+        }
+        REQUIRE(felix_rec_write_sample(w, s, NULL, 0) == 0);
+    }
+    uint64_t before_index = felix_rec_writer_bytes(w);
+    REQUIRE(felix_rec_writer_close(w, "done") == 0);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) /* as if killed: no end item, no index; the reader scans */
+            REQUIRE(truncate(path, (off_t)before_index) == 0);
+        felix_rec_reader *r;
+        REQUIRE(felix_rec_reader_open_path(&r, path) == 0);
+        uint64_t total = 0;
+        CHECK_EQ(felix_rec_summary(r, &total, NULL), 0);
+        CHECK_EQ(total, N); /* every sample was flushed, index or not */
+        static const uint64_t at[] = {0, 1, 36, 37, 38, 999, 1500, N - 1};
+        for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
+            CHECK_EQ(felix_rec_seek_sample(r, at[k]), 0);
+            CHECK_EQ(felix_rec_next_sample(r, s), 0);
+            CHECK_EQ(felix_rec_sample_number(r), (int64_t)at[k]);
+            CHECK_EQ(felix_snapshot_find(s, 3)->c[FELIX_C_SMC], at[k] * 3 * 4);
+        }
+        CHECK_EQ(felix_rec_seek_sample(r, N), FELIX_ERANGE);
+        /* By time: 5.005 s after the origin is sample 501. */
+        CHECK_EQ(felix_rec_seek_time(r, 5005000000LL), 0);
+        CHECK_EQ(felix_rec_next_sample(r, s), 0);
+        CHECK_EQ(felix_snapshot_get_info(s)->mono_ns, ORIGIN + 501 * 10000000LL);
+        CHECK_EQ(felix_snapshot_find(s, 2)->c[FELIX_C_JIT_TIME], 501 * 2);
+        CHECK_EQ(felix_rec_next_sample(r, s), 0);
+        CHECK_EQ(felix_rec_sample_number(r), 502);
+        CHECK_EQ(felix_rec_seek_time(r, 0), 0);
+        CHECK_EQ(felix_rec_next_sample(r, s), 0);
+        CHECK_EQ(felix_rec_sample_number(r), 0);
+        CHECK_EQ(felix_rec_seek_time(r, 100000000000LL), FELIX_ERANGE);
+        felix_rec_reader_close(r);
+    }
+    felix_snapshot_free(s);
+}
+
+/* Pipes: a reader on the other end sees each sample as it is written; a
+ * pipe closed by its reader gives FELIX_EPIPE, not a SIGPIPE death. */
+static void pipes(void)
+{
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    felix_rec_header h;
+    fill_header(&h, 80);
+    felix_rec_writer *w;
+    REQUIRE(felix_rec_writer_open_fd(&w, p[1], &h, NULL) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    make_sample(s, 0, 80);
+    REQUIRE(felix_rec_write_sample(w, s, NULL, 0) == 0);
+    felix_rec_reader *r;
+    REQUIRE(felix_rec_reader_open_fd(&r, p[0]) == 0); /* header is there already */
+    CHECK_EQ(felix_rec_next_sample(r, s), 0);         /* and so is the sample */
+    CHECK(same_sample(s, 0, 80));
+    felix_rec_reader_close(r);
+    close(p[0]);
+    make_sample(s, 1, 80);
+    CHECK_EQ(felix_rec_write_sample(w, s, NULL, 0), FELIX_EPIPE);
+    CHECK(strstr(felix_error_detail(), "pipe") != NULL || strstr(felix_error_detail(), "Broken") != NULL);
+    CHECK_EQ(felix_rec_write_sample(w, s, NULL, 0), FELIX_EPIPE); /* stays failed */
+    felix_rec_writer_close(w, NULL);
+    close(p[1]);
+    felix_snapshot_free(s);
+}
+
+/* A full disk: /dev/full, and a file size limit mid-recording, after which
+ * every sample the writer accepted reads back. */
+static void full_disk(void)
+{
+    int fd = open("/dev/full", O_WRONLY);
+    REQUIRE(fd >= 0);
+    felix_rec_header h;
+    fill_header(&h, 80);
+    felix_rec_writer *w = NULL;
+    CHECK_EQ(felix_rec_writer_open_fd(&w, fd, &h, NULL), FELIX_ENOSPC);
+    close(fd);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/full.felix", t_tmpdir());
+    int st[2];
+    REQUIRE(pipe(st) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {6000, 6000};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        felix_rec_writer *cw;
+        int ok = 0, rc = 0;
+        if (felix_rec_writer_open_path(&cw, path, &h, NULL) == 0) {
+            felix_snapshot *s;
+            felix_snapshot_new(&s);
+            for (int i = 0; i < 100000 && rc == 0; i++) {
+                felix_snapshot_begin(s, ORIGIN + i * 1000, i, 80);
+                uint64_t words[9];
+                for (uint32_t tid = 1; tid <= 8; tid++) {
+                    for (int k = 0; k < 9; k++)
+                        words[k] = (uint64_t)rand();
+                    felix_snapshot_append(s, tid, 0, words, 9);
+                }
+                if ((rc = felix_rec_write_sample(cw, s, NULL, 0)) == 0)
+                    ok++;
+            }
+            felix_rec_writer_close(cw, NULL);
+        }
+        int msg[2] = {ok, rc};
+        if (write(st[1], msg, sizeof msg) < 0)
+            _exit(2);
+        _exit(0);
+    }
+    close(st[1]);
+    int msg[2] = {0, 0};
+    CHECK(read(st[0], msg, sizeof msg) == sizeof msg);
+    close(st[0]);
+    waitpid(child, NULL, 0);
+    CHECK_EQ(msg[1], FELIX_ENOSPC);
+    CHECK(msg[0] > 3);
+    felix_rec_reader *r;
+    REQUIRE(felix_rec_reader_open_path(&r, path) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    int n = 0, rc;
+    while ((rc = felix_rec_next_sample(r, s)) == 0)
+        n++;
+    CHECK(n >= msg[0]); /* nothing accepted was lost */
+    CHECK(rc == FELIX_ETRUNC || rc == FELIX_EEOF);
+    felix_snapshot_free(s);
+    felix_rec_reader_close(r);
+}
+
+T_MAIN(T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),
+       T(unknown_keys_skipped), T(seek_with_and_without_index), T(pipes), T(full_disk))
