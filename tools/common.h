@@ -31,3 +31,17 @@ int tool_exit_status(int felix_code);
 void tool_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
+
+#include <sys/types.h>
+
+/* Choose a FEX process: with watch, wait for one that starts after the call
+ * (until *stop becomes non-zero); otherwise among the live ones now. With a
+ * regex (may be NULL), only those whose name or command line match.
+ * Returns the PID, or a negative exit status after printing why. */
+pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile int *stop);
+
+/* Format helpers for fast text output into a buffer: each appends to *p. */
+char *tool_fmt_u64(char *p, uint64_t v);
+char *tool_fmt_i64(char *p, int64_t v);
+/* A double with a fixed number of decimals (0..9), no exponent. */
+char *tool_fmt_fixed(char *p, double v, int decimals);

@@ -51,7 +51,8 @@ static struct {
     int unlink_at_exit;
     int exit_status;
     int64_t period_ns;
-} opt = {4, SC_STEADY, 0, 1, 0, 0, 1, 0, "FEX-2610-felix-sim", 1, 1, 0, 10000000};
+    const char *name;
+} opt = {4, SC_STEADY, 0, 1, 0, 0, 1, 0, "FEX-2610-felix-sim", 1, 1, 0, 10000000, "sim-worker"};
 
 /* ---- the segment, written as FEX writes it ---- */
 #define RESERVE (4u << 20)
@@ -251,7 +252,7 @@ static void *worker_main(void *arg)
     w->published_tid = tid;
     uint32_t off = slot_alloc(tid);
     char name[16];
-    snprintf(name, sizeof name, "sim-worker-%u", w->k);
+    snprintf(name, sizeof name, "%s-%u", opt.name, w->k);
     prctl(PR_SET_NAME, name);
     int64_t t0 = mono_ns();
     double acc[4] = {0};   /* ticks added per timed activity */
@@ -482,6 +483,7 @@ static void usage(FILE *f)
             "      --page-size B      initial segment size in bytes (default: the host page)\n"
             "      --fex-version STR  the version string to publish\n"
             "      --period D         activity period of each worker (default 10ms)\n"
+            "      --thread-name P    name worker k \"P-k\" (default sim-worker; 15 bytes kept)\n"
             "      --no-mem           do not create FEX-named memory regions\n"
             "      --no-unlink        leave the segment behind on exit (like a crashed FEX)\n"
             "      --exit-status N    exit with status N (default 0)\n"
@@ -502,13 +504,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    enum { O_SEED = 256, O_LEGACY, O_EXTRA, O_APP, O_PAGE, O_FEXV, O_NOMEM, O_NOUNLINK, O_EXIT, O_PERIOD };
+    enum { O_SEED = 256, O_LEGACY, O_EXTRA, O_APP, O_PAGE, O_FEXV, O_NOMEM, O_NOUNLINK, O_EXIT, O_PERIOD, O_NAME };
     static const struct option lo[] = {
         {"threads", 1, 0, 't'},       {"scenario", 1, 0, 's'},      {"duration", 1, 0, 'd'},
         {"seed", 1, 0, O_SEED},       {"legacy-layout", 0, 0, O_LEGACY}, {"extra-fields", 1, 0, O_EXTRA},
         {"app-type", 1, 0, O_APP},    {"page-size", 1, 0, O_PAGE},  {"fex-version", 1, 0, O_FEXV},
         {"no-mem", 0, 0, O_NOMEM},    {"no-unlink", 0, 0, O_NOUNLINK}, {"exit-status", 1, 0, O_EXIT},
-        {"period", 1, 0, O_PERIOD},   {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'},
+        {"period", 1, 0, O_PERIOD},   {"thread-name", 1, 0, O_NAME}, {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'},
         {0, 0, 0, 0}};
     long ps = sysconf(_SC_PAGESIZE);
     opt.page = ps > 0 ? (size_t)ps : 4096;
@@ -563,6 +565,7 @@ int main(int argc, char **argv)
             opt.page = (size_t)v;
             break;
         case O_FEXV: opt.fex_version = optarg; break;
+        case O_NAME: opt.name = optarg; break;
         case O_NOMEM: opt.mem = 0; break;
         case O_NOUNLINK: opt.unlink_at_exit = 0; break;
         case O_EXIT:

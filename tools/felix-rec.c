@@ -1,0 +1,364 @@
+/*
+ * felix-rec: record a FEX process's statistics to a file or a pipe, headless.
+ * Samples at absolute deadlines (no drift), memory and thread details at a
+ * slower cadence, and finalizes the recording on every way out it can see.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <felix/felix.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *prog = "felix-rec";
+static volatile int stop_watch;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: felix-rec [OPTIONS] PID -o FILE\n"
+            "       felix-rec [OPTIONS] --watch [--match REGEX] -o FILE\n"
+            "Record a FEX process's statistics (FEX_PROFILESTATS=1) as raw snapshots in the felix\n"
+            "recording format (zstd-compressed CBOR; see docs/recording-format.md). Every sample\n"
+            "is flushed as it is written, so a killed recorder loses at most one sample.\n\n"
+            "  -o, --output FILE      the recording ('-' writes to standard output)\n"
+            "  -i, --interval D       sampling interval: 250ms, 1s, 500us; a bare number is ms\n"
+            "                         (default 1s, at least 1ms)\n"
+            "      --mem-interval D   memory regions, thread names and CPU times at most this\n"
+            "                         often (default 1s; 0 turns memory sampling off)\n"
+            "  -d, --duration D       stop after D (e.g. 10m)\n"
+            "  -w, --watch            wait for the next FEX process to start, then record it\n"
+            "  -m, --match REGEX      choose among FEX processes by name or command line\n"
+            "      --fsync            sync the file after every sample (power-loss safety)\n"
+            "      --chunk D          start a new independent chunk after D (default 10s)\n"
+            "  -q, --quiet            no status line (it is shown only when stderr is a terminal)\n"
+            "  -h, --help             this help\n"
+            "  -V, --version          version\n\n"
+            "Stops and finalizes the recording when the process exits, at the end of --duration,\n"
+            "or on SIGINT, SIGTERM or SIGHUP.\n\n"
+            "Exit status:\n"
+            "  0    recorded until the process exited or the duration ended\n"
+            "  2    usage error\n"
+            "  3    no such process\n"
+            "  4    no statistics: not a FEX process, FEX_PROFILESTATS off, or a stale segment\n"
+            "  5    unsupported statistics version\n"
+            "  6    permission denied (or a segment owned by another user)\n"
+            "  7    I/O error (disk full, closed pipe): the file is readable up to the last sample\n"
+            "  129, 130, 143  stopped by SIGHUP, SIGINT or SIGTERM (the recording is complete)\n");
+}
+
+struct names {
+    uint32_t *tids;
+    char (*name)[32];
+    size_t n, cap;
+};
+
+int main(int argc, char **argv)
+{
+    enum { OPT_MEM = 256, OPT_FSYNC, OPT_CHUNK };
+    static const struct option lo[] = {
+        {"output", 1, 0, 'o'}, {"interval", 1, 0, 'i'}, {"mem-interval", 1, 0, OPT_MEM}, {"duration", 1, 0, 'd'},
+        {"watch", 0, 0, 'w'},  {"match", 1, 0, 'm'},    {"fsync", 0, 0, OPT_FSYNC},      {"chunk", 1, 0, OPT_CHUNK},
+        {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},     {"version", 0, 0, 'V'},        {0, 0, 0, 0}};
+    const char *out = NULL, *match = NULL;
+    int64_t interval = 1000000000, mem_interval = 1000000000, duration = 0, chunk = 0;
+    int watch = 0, quiet = 0, do_fsync = 0, c;
+    while ((c = getopt_long(argc, argv, "o:i:d:wm:qhV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'i':
+            if (tool_parse_duration(optarg, 1000000, &interval) < 0 || interval < 1000000) {
+                tool_error(prog, "invalid interval '%s' (at least 1ms, e.g. 250ms, 1s)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MEM:
+            if (tool_parse_duration(optarg, 1000000, &mem_interval) < 0) {
+                tool_error(prog, "invalid memory interval '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'd':
+            if (tool_parse_duration(optarg, 1000000000, &duration) < 0 || duration <= 0) {
+                tool_error(prog, "invalid duration '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_CHUNK:
+            if (tool_parse_duration(optarg, 1000000000, &chunk) < 0 || chunk <= 0) {
+                tool_error(prog, "invalid chunk length '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'w': watch = 1; break;
+        case 'm': match = optarg; break;
+        case OPT_FSYNC: do_fsync = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("felix-rec %s\n", felix_version()); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (!out) {
+        tool_error(prog, "no output: give -o FILE (or -o - for standard output)");
+        return EXIT_USAGE;
+    }
+    pid_t pid = 0;
+    if (optind < argc) {
+        uint64_t v;
+        if (watch || optind + 1 < argc || tool_parse_uint(argv[optind], 1, 0x7fffffff, &v) < 0) {
+            tool_error(prog, "expected one PID (or --watch), got '%s'", argv[optind]);
+            return EXIT_USAGE;
+        }
+        pid = (pid_t)v;
+    } else if (!watch && !match) {
+        tool_error(prog, "no process: give a PID, --watch or --match REGEX");
+        return EXIT_USAGE;
+    }
+    int to_stdout = strcmp(out, "-") == 0;
+    if (to_stdout && isatty(1)) {
+        tool_error(prog, "refusing to write a binary recording to a terminal; redirect it or use -o FILE");
+        return EXIT_USAGE;
+    }
+
+    /* Signals arrive through a descriptor, so the loop sleeps in one poll. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    if (!pid) {
+        pid = tool_pick_process(prog, match, watch, &stop_watch);
+        if (pid < 0)
+            return -pid;
+    }
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a full disk: EFBIG, not death */
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+    felix_shm *shm;
+    int rc = felix_shm_open_pid(&shm, pid, 0);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        return tool_exit_status(rc);
+    }
+    const felix_shm_info *si = felix_shm_get_info(shm);
+    uint64_t hz;
+    int src;
+    if ((rc = felix_clock_frequency(&hz, &src)) < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        return EXIT_FAILURE_GENERIC;
+    }
+    felix_rec_header h;
+    memset(&h, 0, sizeof h);
+    gethostname(h.host, sizeof h.host - 1);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN), page = sysconf(_SC_PAGESIZE);
+    h.ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
+    h.freq_hz = hz;
+    snprintf(h.freq_source, sizeof h.freq_source, "%s", felix_clock_source_name(src));
+    h.page_size = page > 0 ? (uint32_t)page : 4096;
+    h.pid = pid;
+    felix_proc_cmdline(pid, h.cmdline, sizeof h.cmdline);
+    felix_proc_name(pid, h.name, sizeof h.name);
+    snprintf(h.fex_version, sizeof h.fex_version, "%s", si->fex_version);
+    h.app_type = si->app_type;
+    h.stats_version = si->version;
+    h.thread_stats_size = si->thread_stats_size;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h.start_wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    h.start_mono_ns = start;
+    h.interval_ns = interval;
+    felix_rec_options ro = {0};
+    ro.fsync = do_fsync;
+    ro.chunk_ns = chunk;
+    felix_rec_writer *w;
+    rc = to_stdout ? felix_rec_writer_open_fd(&w, 1, &h, &ro) : felix_rec_writer_open_path(&w, out, &h, &ro);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        return tool_exit_status(rc);
+    }
+    felix_proc_watch *pw = NULL;
+    felix_proc_watch_open(&pw, pid, 0);
+    int pfd = felix_proc_watch_fd(pw);
+
+    felix_snapshot *snap;
+    felix_delta *delta;
+    felix_snapshot *prev;
+    felix_snapshot_new(&snap);
+    felix_snapshot_new(&prev);
+    felix_delta_new(&delta, hz, 0);
+    felix_rec_thread_info *info = NULL;
+    size_t info_cap = 0;
+    struct names names = {0};
+    int status_line = !quiet && isatty(2);
+    int exit_status = EXIT_OK, have_prev = 0;
+    const char *reason = "duration";
+    int64_t next = start, last_slow = start - mem_interval - 1, last_status = 0;
+    double load = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        if (duration && now - start >= duration)
+            break;
+        if ((rc = felix_shm_snapshot(shm, snap)) < 0) {
+            tool_error(prog, "%s", felix_error_detail());
+            reason = "segment error";
+            exit_status = tool_exit_status(rc);
+            break;
+        }
+        const felix_snapshot_info *ni = felix_snapshot_get_info(snap);
+        int slow = mem_interval > 0 ? now - last_slow >= mem_interval : now - last_slow >= 1000000000;
+        if (slow) {
+            last_slow = now;
+            if (mem_interval > 0 && felix_mem_read_pid(felix_snapshot_mem_mut(snap), pid) == 0)
+                felix_snapshot_set_has_mem(snap, 1);
+        }
+        /* Names when a thread is first seen, and names and CPU times at the slow cadence. */
+        if (ni->nthreads > info_cap) {
+            free(info);
+            info_cap = ni->nthreads * 2;
+            info = calloc(info_cap, sizeof *info);
+            char(*nn)[32] = realloc(names.name, info_cap * sizeof *nn);
+            if (!info || !nn) {
+                tool_error(prog, "out of memory");
+                return EXIT_FAILURE_GENERIC;
+            }
+            names.name = nn;
+        }
+        size_t ninfo = 0;
+        for (uint32_t i = 0; i < ni->nthreads; i++) {
+            uint32_t tid = felix_snapshot_thread(snap, i)->tid;
+            int first = !have_prev || !felix_snapshot_find(prev, tid);
+            if (!first && !slow)
+                continue;
+            felix_rec_thread_info *x = &info[ninfo];
+            x->tid = tid;
+            x->name = NULL;
+            if (felix_proc_thread_name(pid, (pid_t)tid, names.name[ninfo], sizeof names.name[0]) == 0)
+                x->name = names.name[ninfo];
+            x->has_cpu = slow && felix_proc_thread_cpu_ns(pid, (pid_t)tid, &x->cpu_ns) == 0;
+            ninfo++;
+        }
+        if ((rc = felix_rec_write_sample(w, snap, info, ninfo)) < 0) {
+            tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
+                       to_stdout ? "the output" : out);
+            reason = "I/O error";
+            exit_status = EXIT_IO;
+            break;
+        }
+        if (have_prev && felix_delta_compute(delta, prev, snap) == 0)
+            load = felix_delta_frame(delta)->load_pct;
+        felix_snapshot *tmp = prev;
+        prev = snap;
+        snap = tmp;
+        have_prev = 1;
+        if (status_line && now - last_status >= 1000000000) {
+            last_status = now;
+            int64_t el = (now - start) / 1000000000;
+            fprintf(stderr, "\r\033[K%s: PID %d  %02lld:%02lld:%02lld  %llu samples  %.1f KiB  FEX load %.1f%%", prog,
+                    (int)pid, (long long)(el / 3600), (long long)(el / 60 % 60), (long long)(el % 60),
+                    (unsigned long long)felix_rec_writer_samples(w), (double)felix_rec_writer_bytes(w) / 1024.0,
+                    load);
+        }
+        /* The next deadline; count the ones we overran. */
+        next += interval;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        if (now > next) {
+            uint64_t missed = (uint64_t)((now - next) / interval) + 1;
+            felix_rec_event ev = {0};
+            ev.kind = FELIX_EV_SAMPLES_MISSED;
+            ev.mono_ns = now;
+            ev.count = missed;
+            felix_rec_write_event(w, &ev);
+            next += (int64_t)missed * interval;
+        }
+        if (duration && next > start + duration)
+            next = start + duration;
+        /* Sleep until the deadline, a signal, or the process's exit. */
+        int got = 0;
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            if (now >= next)
+                break;
+            struct pollfd p[2] = {{sfd, POLLIN, 0}, {pfd, POLLIN, 0}};
+            struct timespec left = {(time_t)((next - now) / 1000000000), (long)((next - now) % 1000000000)};
+            int n = ppoll(p, pfd >= 0 ? 2 : 1, &left, NULL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n > 0 && (p[0].revents & POLLIN)) {
+                struct signalfd_siginfo fi;
+                if (read(sfd, &fi, sizeof fi) == sizeof fi) {
+                    got = (int)fi.ssi_signo;
+                    break;
+                }
+            }
+            if (n > 0 && pfd >= 0 && (p[1].revents & POLLIN)) {
+                got = -1;
+                break;
+            }
+            if (pfd < 0) { /* no pidfd: poll liveness each deadline */
+                int ex = 0;
+                felix_proc_watch_check(pw, &ex, NULL);
+                if (ex) {
+                    got = -1;
+                    break;
+                }
+            }
+        }
+        if (got > 0) {
+            static char why[32];
+            snprintf(why, sizeof why, "signal %s", got == SIGINT ? "SIGINT" : got == SIGTERM ? "SIGTERM" : "SIGHUP");
+            reason = why;
+            exit_status = 128 + got;
+            break;
+        }
+        if (got < 0 || (pw && pfd < 0 && !felix_proc_alive(pid, 0))) {
+            felix_rec_event ev = {0};
+            ev.kind = FELIX_EV_PROCESS_EXITED;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ev.mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            felix_rec_write_event(w, &ev);
+            reason = "process exited";
+            break;
+        }
+    }
+    if (exit_status != EXIT_IO) {
+        felix_rec_event ev = {0};
+        ev.kind = FELIX_EV_STOPPED;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ev.mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        snprintf(ev.reason, sizeof ev.reason, "%s", reason);
+        felix_rec_write_event(w, &ev);
+    }
+    uint64_t samples = felix_rec_writer_samples(w);
+    rc = felix_rec_writer_close(w, reason);
+    if (rc < 0 && exit_status != EXIT_IO) {
+        tool_error(prog, "%s", felix_error_detail());
+        exit_status = EXIT_IO;
+    }
+    if (status_line)
+        fprintf(stderr, "\r\033[K");
+    if (!quiet && isatty(2))
+        fprintf(stderr, "%s: %llu samples of PID %d (%s)\n", prog, (unsigned long long)samples, (int)pid, reason);
+    felix_proc_watch_close(pw);
+    felix_snapshot_free(snap);
+    felix_snapshot_free(prev);
+    felix_delta_free(delta);
+    free(info);
+    free(names.name);
+    felix_shm_close(shm);
+    return exit_status;
+}
