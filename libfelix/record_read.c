@@ -289,8 +289,7 @@ static int pump(felix_rec_reader *r)
     }
     for (;;) {
         if (r->in_pos == r->in_len) {
-            if (r->eof)
-                return FELIX_EEOF;
+            /* Not sticky: a file still being written may have grown. */
             ssize_t n = read(r->fd, r->in, r->in_cap);
             if (n < 0 && errno == EINTR)
                 continue;

@@ -71,6 +71,19 @@ int tool_exit_status(int code)
     }
 }
 
+int tool_bad_option(const char *prog, int c, char **argv)
+{
+    extern int optind, optopt;
+    const char *arg = argv[optind - 1];
+    if (c == ':')
+        tool_error(prog, "option '%s' needs a value (see %s --help)", arg, prog);
+    else if (optopt && arg[0] == '-' && arg[1] != '-')
+        tool_error(prog, "unknown option '-%c' (see %s --help)", optopt, prog);
+    else
+        tool_error(prog, "unknown option '%s' (see %s --help)", arg, prog);
+    return EXIT_USAGE;
+}
+
 void tool_error(const char *prog, const char *fmt, ...)
 {
     char msg[1024];

@@ -27,6 +27,10 @@ int tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Map a libfelix error code to a tool exit status. */
 int tool_exit_status(int felix_code);
 
+/* getopt_long's '?' or ':' (optstring starts with ':', opterr 0): one line
+ * naming the option, then EXIT_USAGE. */
+int tool_bad_option(const char *prog, int c, char **argv);
+
 /* Print "prog: message\n" to stderr (printf-style). */
 void tool_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -400,7 +400,8 @@ int main(int argc, char **argv)
     int threads = 0, follow = 0, summary = 0, c;
     enum fmt f = F_CSV;
     double from = -1, to = -1;
-    while ((c = getopt_long(argc, argv, "o:tf:FshV", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:tf:FshV", lo, NULL)) != -1) {
         switch (c) {
         case 'o': outpath = optarg; break;
         case 't': threads = 1; break;
@@ -434,7 +435,7 @@ int main(int argc, char **argv)
         case 's': summary = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-csv %s\n", felix_version()); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        default: return tool_bad_option(prog, c, argv);
         }
     }
     if (optind + 1 != argc) {

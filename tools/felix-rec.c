@@ -71,7 +71,8 @@ int main(int argc, char **argv)
     const char *out = NULL, *match = NULL;
     int64_t interval = 1000000000, mem_interval = 1000000000, duration = 0, chunk = 0;
     int watch = 0, quiet = 0, do_fsync = 0, c;
-    while ((c = getopt_long(argc, argv, "o:i:d:wm:qhV", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:i:d:wm:qhV", lo, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'i':
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-rec %s\n", felix_version()); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        default: return tool_bad_option(prog, c, argv);
         }
     }
     if (!out) {

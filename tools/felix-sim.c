@@ -516,7 +516,8 @@ int main(int argc, char **argv)
     opt.page = ps > 0 ? (size_t)ps : 4096;
     uint64_t v;
     int c;
-    while ((c = getopt_long(argc, argv, "+t:s:d:hV", lo, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:t:s:d:hV", lo, NULL)) != -1) {
         switch (c) {
         case 't':
             if (tool_parse_uint(optarg, 1, 4000, &v) < 0)
@@ -579,7 +580,7 @@ int main(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-sim %s\n", felix_version()); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        default: return tool_bad_option(prog, c, argv);
         }
         continue;
     bad:
