@@ -288,7 +288,8 @@ int felix_proc_list_scan(felix_proc_list *l, const char *dir)
     closedir(d);
     if (rc < 0)
         return rc;
-    qsort(l->raw, l->n, sizeof *l->raw, by_pid);
+    if (l->n)
+        qsort(l->raw, l->n, sizeof *l->raw, by_pid);
     if ((rc = fx_grow((void **)&l->sorted, &l->sorted_cap, l->n, sizeof *l->sorted)) < 0 ||
         (rc = fx_grow((void **)&l->parent, &l->parent_cap, l->n, sizeof *l->parent)) < 0)
         return rc;

@@ -277,7 +277,7 @@ def case_closed_pipe():
 def case_watch_match():
     """--watch --match waits for the next matching FEX process and records it."""
     out = os.path.join(TMP, "watch.felix")
-    rec = subprocess.Popen(REC + ["--watch", "--match", "^felix-sim$", "-i", "50ms", "-q", "-o", out])
+    rec = subprocess.Popen(REC + ["--watch", "--match", "felix-sim", "-i", "50ms", "-q", "-o", out])
     time.sleep(0.3)
     sim = Sim("-t", "2", "--no-mem", "-d", "1s")
     check(rec.wait(timeout=20) == 0, "felix-rec --watch exit %s" % rec.returncode)

@@ -301,7 +301,8 @@ static void flag_names(unsigned flags, char *buf, size_t len)
 
 static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t freq, enum fmt f, int truncated)
 {
-    qsort(s->t, s->nt, sizeof *s->t, by_jit);
+    if (s->nt)
+        qsort(s->t, s->nt, sizeof *s->t, by_jit);
     double mean = s->time_total > 0 ? s->load_weighted / s->time_total : 0;
     static const char *const cnames[] = {"jit_count", "sigbus", "smc", "softfloat", "cache_miss"};
     static const char *const tnames[] = {"jit_s", "signal_s", "cache_rdlock_s", "cache_wrlock_s"};

@@ -156,6 +156,7 @@ int main(int argc, char **argv)
     int src;
     if ((rc = felix_clock_frequency(&hz, &src)) < 0) {
         tool_error(prog, "%s", felix_error_detail());
+        felix_shm_close(shm);
         return EXIT_FAILURE_GENERIC;
     }
     felix_rec_header h;
@@ -187,6 +188,7 @@ int main(int argc, char **argv)
     rc = to_stdout ? felix_rec_writer_open_fd(&w, 1, &h, &ro) : felix_rec_writer_open_path(&w, out, &h, &ro);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
+        felix_shm_close(shm);
         return tool_exit_status(rc);
     }
     felix_proc_watch *pw = NULL;
