@@ -4,6 +4,9 @@
 #define FX_RECORD_INTERNAL_H
 
 #include <cbor.h>
+#include <stdlib.h>
+
+#include "felix/felix.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -133,5 +136,66 @@ static inline size_t fx_thread_words(const felix_snapshot *s, size_t i, uint64_t
 }
 
 #define FX_MAX_WORDS (0x10000 / 8)
+
+/*
+ * Each thread's last word deltas (cur - prev), aligned to a snapshot's
+ * thread order: "prev" arrays belong to the previous sample, "next" ones are
+ * filled for the sample being coded; swapped after each sample. A word is
+ * written as the difference of its delta from the last delta (second order)
+ * when the thread has one, so steady rates code as zeros.
+ */
+typedef struct fx_deltas {
+    uint64_t *d, *next;          /* nthreads * nwords each */
+    unsigned char *has, *next_has;
+    size_t cap, nwords;
+} fx_deltas;
+
+static inline int fx_grow_deltas(fx_deltas *x, size_t n, size_t nwords)
+{
+    if (nwords != x->nwords && x->cap) { /* a layout change: start over */
+        free(x->d), free(x->next), free(x->has), free(x->next_has);
+        memset(x, 0, sizeof *x);
+    }
+    x->nwords = nwords;
+    if (n <= x->cap)
+        return 0;
+    size_t cap = n * 2, w = nwords ? nwords : 1;
+    uint64_t *a = realloc(x->d, cap * w * 8), *b;
+    if (a)
+        x->d = a;
+    b = realloc(x->next, cap * w * 8);
+    if (b)
+        x->next = b;
+    unsigned char *c = realloc(x->has, cap), *e;
+    if (c) {
+        memset(c + x->cap, 0, cap - x->cap);
+        x->has = c;
+    }
+    e = realloc(x->next_has, cap);
+    if (e)
+        x->next_has = e;
+    if (!a || !b || !c || !e)
+        return fx_fail(FELIX_ENOMEM, "out of memory for thread deltas");
+    x->cap = cap;
+    return 0;
+}
+
+static inline uint64_t *fx_delta_prev(fx_deltas *x, size_t i) { return x->d + i * x->nwords; }
+static inline uint64_t *fx_delta_next(fx_deltas *x, size_t i) { return x->next + i * x->nwords; }
+
+static inline void fx_deltas_swap(fx_deltas *x)
+{
+    uint64_t *t = x->d;
+    x->d = x->next;
+    x->next = t;
+    unsigned char *h = x->has;
+    x->has = x->next_has;
+    x->next_has = h;
+}
+
+static inline void fx_deltas_free(fx_deltas *x)
+{
+    free(x->d), free(x->next), free(x->has), free(x->next_has);
+}
 
 #endif

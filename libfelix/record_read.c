@@ -29,6 +29,7 @@ enum { T_UINT, T_NEG, T_STR, T_BYTES, T_ARR, T_MAP, T_BOOL, T_TAG, T_OTHER };
 
 struct tok {
     uint8_t type;
+    uint32_t end;              /* containers: index of the token after the subtree */
     uint64_t u;                /* value, count, or bool */
     const unsigned char *s;    /* strings */
     size_t slen;
@@ -71,7 +72,8 @@ struct felix_rec_reader {
     struct tok *tok;
     size_t ntok, tok_cap;
     int tok_bad;
-    size_t stack[MAX_DEPTH];
+    size_t stack[MAX_DEPTH];   /* children left in each open container */
+    uint32_t open[MAX_DEPTH];  /* token index of each open container */
     unsigned sp;
     int done;
     /* state */
@@ -81,6 +83,7 @@ struct felix_rec_reader {
     struct thread_extra *ex, *ex_next;
     size_t ex_cap;
     uint64_t *wbuf;
+    fx_deltas dl;              /* last word deltas, aligned to prev */
     int64_t key_wall, key_t;
     int have_key_wall;
     uint32_t seg_head, seg_size, seg_real;
@@ -105,8 +108,10 @@ static void push_tok(felix_rec_reader *r, uint8_t type, uint64_t u, const unsign
         r->tok_bad = 1;
         return;
     }
-    struct tok *t = &r->tok[r->ntok++];
+    size_t idx = r->ntok++;
+    struct tok *t = &r->tok[idx];
     t->type = type;
+    t->end = (uint32_t)r->ntok;
     t->u = u;
     t->s = s;
     t->slen = slen;
@@ -117,7 +122,8 @@ static void push_tok(felix_rec_reader *r, uint8_t type, uint64_t u, const unsign
             r->tok_bad = 1;
             return;
         }
-        r->stack[r->sp++] = type == T_MAP ? u * 2 : u;
+        r->stack[r->sp] = type == T_MAP ? u * 2 : u;
+        r->open[r->sp++] = (uint32_t)idx;
         return;
     }
     for (;;) { /* one child complete */
@@ -127,7 +133,8 @@ static void push_tok(felix_rec_reader *r, uint8_t type, uint64_t u, const unsign
         }
         if (--r->stack[r->sp - 1] > 0)
             return;
-        r->sp--;
+        r->sp--; /* a container complete: its subtree ends here */
+        r->tok[r->open[r->sp]].end = (uint32_t)r->ntok;
     }
 }
 
@@ -187,22 +194,12 @@ static int tokenize(felix_rec_reader *r, const unsigned char *buf, size_t len, s
     return TK_DONE;
 }
 
-/* Index of the token after the subtree at i. */
+/* Index of the token after the subtree at i (recorded while tokenizing). */
 static size_t skip(const felix_rec_reader *r, size_t i)
 {
-    if (i >= r->ntok)
-        return r->ntok;
-    const struct tok *t = &r->tok[i];
-    if (t->type == T_TAG)
-        return skip(r, i + 1);
-    if (t->type == T_ARR || t->type == T_MAP) {
-        uint64_t n = t->type == T_MAP ? t->u * 2 : t->u;
-        size_t j = i + 1;
-        for (uint64_t k = 0; k < n && j < r->ntok; k++)
-            j = skip(r, j);
-        return j;
-    }
-    return i + 1;
+    while (i < r->ntok && r->tok[i].type == T_TAG)
+        i++;
+    return i < r->ntok ? r->tok[i].end : r->ntok;
 }
 
 static int tok_uint(const felix_rec_reader *r, size_t i, uint64_t *v)
@@ -521,6 +518,8 @@ static int parse_sample(felix_rec_reader *r)
         return rc;
     int delta = r->in_chunk && r->have_prev;
     uint64_t nthr = r->tok[at[3]].u;
+    if (nthr > r->ntok || (rc = fx_grow_deltas(&r->dl, (size_t)nthr, r->nwords)) < 0)
+        return nthr > r->ntok ? bad_item(r, "a thread count larger than the item") : rc;
     size_t j = at[3] + 1;
     for (uint64_t n = 0; n < nthr; n++) {
         if (j >= r->ntok || r->tok[j].type != T_ARR || r->tok[j].u < 1)
@@ -530,18 +529,28 @@ static int parse_sample(felix_rec_reader *r)
         if (tok_uint(r, j + 1, &tid) < 0 || tid == 0 || tid > UINT32_MAX)
             return bad_item(r, "a bad thread id");
         long pj = delta ? felix_snapshot_index(r->prev, (uint32_t)tid) : -1;
+        const uint64_t *pd = pj >= 0 && r->dl.has[pj] ? fx_delta_prev(&r->dl, (size_t)pj) : NULL;
+        uint64_t *nd = fx_delta_next(&r->dl, felix_snapshot_get_info(s)->nthreads);
         if (pj >= 0)
             fx_thread_words(r->prev, (size_t)pj, r->wbuf);
         else
             memset(r->wbuf, 0, r->nwords * sizeof *r->wbuf);
-        for (uint64_t w = 0; w < m && w < r->nwords; w++) {
-            uint64_t v;
-            if (tok_word(r, j + 2 + w, &v) < 0)
+        for (uint64_t w = 0; w < r->nwords; w++) {
+            uint64_t v = 0;
+            if (w < m && tok_word(r, j + 2 + w, &v) < 0)
                 return bad_item(r, "a counter that is not an integer");
-            r->wbuf[w] = pj >= 0 ? r->wbuf[w] + v : v;
+            if (pj >= 0) {
+                nd[w] = pd ? pd[w] + v : v; /* this sample's delta */
+                r->wbuf[w] += nd[w];
+            } else {
+                r->wbuf[w] = v;
+            }
         }
+        uint32_t before = felix_snapshot_get_info(s)->nthreads;
         if ((rc = felix_snapshot_append(s, (uint32_t)tid, 0, r->wbuf, r->nwords)) < 0)
             return rc;
+        if (felix_snapshot_get_info(s)->nthreads > before) /* not a dropped duplicate */
+            r->dl.next_has[before] = pj >= 0;
         j = end;
     }
     size_t n = felix_snapshot_get_info(s)->nthreads;
@@ -629,6 +638,7 @@ static int parse_sample(felix_rec_reader *r)
     struct thread_extra *tmp = r->ex;
     r->ex = r->ex_next;
     r->ex_next = tmp;
+    fx_deltas_swap(&r->dl);
     r->have_prev = 1;
     r->in_chunk = 1;
     r->sample_no++;
@@ -753,6 +763,7 @@ void felix_rec_reader_close(felix_rec_reader *r)
     free(r->ex);
     free(r->ex_next);
     free(r->wbuf);
+    fx_deltas_free(&r->dl);
     free(r->chunks);
     free(r->regions);
     free(r);

@@ -53,6 +53,7 @@ struct felix_rec_writer {
     int have_prev, in_chunk;
     struct thread_extra *ex, *ex_next;
     size_t ex_cap;
+    fx_deltas dl;               /* each thread's last word deltas, for second order */
     unsigned char *changed;     /* per thread: name to write */
     size_t changed_cap;
     uint64_t *wbuf, *pbuf;      /* a thread's words, now and before */
@@ -440,20 +441,28 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     enc_uint(b, 1), enc_int(b, t);
     if (key)
         enc_uint(b, 2), enc_bool(b, 1);
+    if ((rc = fx_grow_deltas(&w->dl, n, nwords)) < 0)
+        return rc;
     enc_uint(b, 3), enc_arr(b, n);
     for (size_t i = 0; i < n; i++) {
         const felix_thread *th = felix_snapshot_thread(snap, i);
         fx_thread_words(snap, i, w->wbuf);
         long j = key ? -1 : felix_snapshot_index(w->prev, th->tid);
+        uint64_t *nd = fx_delta_next(&w->dl, i);
         enc_arr(b, 1 + nwords);
         enc_uint(b, th->tid);
         if (j < 0) {
             for (size_t k = 0; k < nwords; k++)
                 enc_uint(b, w->wbuf[k]);
+            w->dl.next_has[i] = 0;
         } else {
             fx_thread_words(w->prev, (size_t)j, w->pbuf);
-            for (size_t k = 0; k < nwords; k++)
-                enc_int(b, (int64_t)(w->wbuf[k] - w->pbuf[k]));
+            const uint64_t *pd = w->dl.has[j] ? fx_delta_prev(&w->dl, (size_t)j) : NULL;
+            for (size_t k = 0; k < nwords; k++) {
+                nd[k] = w->wbuf[k] - w->pbuf[k];
+                enc_int(b, (int64_t)(pd ? nd[k] - pd[k] : nd[k]));
+            }
+            w->dl.next_has[i] = 1;
         }
     }
     if (nnames) {
@@ -516,6 +525,7 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     struct thread_extra *tmp = w->ex;
     w->ex = w->ex_next;
     w->ex_next = tmp;
+    fx_deltas_swap(&w->dl);
     w->have_prev = 1;
     w->in_chunk = 1;
     w->seg_head = si->head;
@@ -618,6 +628,7 @@ int felix_rec_writer_close(felix_rec_writer *w, const char *reason)
     free(w->wbuf);
     free(w->pbuf);
     free(w->changed);
+    fx_deltas_free(&w->dl);
     free(w);
     return rc;
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Benchmarks of the tools, printing their figures:
+felix-csv --threads rows/s (csv, jsonl); bytes per thread-sample of real
+felix-rec recordings of felix-sim (steady at 1 s, churn at 100 ms); felix-rec
+CPU at a 1 s interval with memory sampling; felix-rec interval jitter and
+drift at 10 ms. Binaries from $FELIX_SIM, $FELIX_REC, $FELIX_CSV,
+$BENCH_RECORD; BENCH_SECONDS scales the runs (default 20)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+SIM, REC, CSV = os.environ["FELIX_SIM"], os.environ["FELIX_REC"], os.environ["FELIX_CSV"]
+SECS = float(os.environ.get("BENCH_SECONDS", "20"))
+tmp = tempfile.mkdtemp(prefix="felix-bench-")
+
+
+def sim(*args):
+    p = subprocess.Popen([SIM] + list(args), stdout=subprocess.PIPE)
+    return p, int(p.stdout.readline())
+
+
+def rec(pid, out, interval, seconds, *extra):
+    p = subprocess.Popen([REC, str(pid), "-i", interval, "-d", "%gs" % seconds, "-q", "-o", out] + list(extra))
+    return p
+
+
+def wait_rusage(p):
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = status
+    return ru.ru_utime + ru.ru_stime
+
+
+def thread_samples(path):
+    out = subprocess.run([CSV, "-f", "jsonl", path], capture_output=True, text=True).stdout
+    rows = [json.loads(l) for l in out.splitlines()]
+    return rows, sum(r["threads"] for r in rows) + (rows[0]["threads"] if rows else 0)
+
+
+# 1. felix-csv rows/s on the 24-hour recording bench_record writes.
+big = os.path.join(tmp, "24h.felix")
+subprocess.run([os.environ["BENCH_RECORD"], big], check=True, capture_output=True)
+for fmt in ("csv", "jsonl"):
+    t = time.monotonic()
+    r = subprocess.run([CSV, "--threads", "-f", fmt, big], stdout=subprocess.PIPE, check=True)
+    dt = time.monotonic() - t
+    rows = r.stdout.count(b"\n") - (1 if fmt == "csv" else 0)
+    print("felix-csv --threads -f %-5s %d rows in %.2f s: %.2f M rows/s" % (fmt, rows, dt, rows / dt / 1e6))
+os.unlink(big)
+
+# 2-3. Real recordings: steady, 32 threads, 1 s with memory (CPU measured);
+# churn at 100 ms; run side by side.
+s1, p1 = sim("-t", "32", "-s", "steady")
+s2, p2 = sim("-t", "16", "-s", "churn")
+steady, churn = os.path.join(tmp, "steady.felix"), os.path.join(tmp, "churn.felix")
+t0 = time.monotonic()
+r1 = rec(p1, steady, "1s", SECS)
+r2 = rec(p2, churn, "100ms", SECS / 2)
+cpu = wait_rusage(r1)
+wall = time.monotonic() - t0
+wait_rusage(r2)
+for s in (s1, s2):
+    s.terminate()
+    s.wait()
+for name, path in (("steady, 32 threads, 1 s, memory on", steady), ("churn, 100 ms", churn)):
+    rows, ts = thread_samples(path)
+    size = os.path.getsize(path)
+    print("bytes per thread-sample (%s): %.2f (%d bytes, %d thread-samples)" % (name, size / max(ts, 1), size, ts))
+print("felix-rec CPU at 1 s with memory sampling: %.4f%% of a core (%.3f s CPU over %.1f s)" % (100 * cpu / wall, cpu, wall))
+
+# 4. Jitter and drift at 10 ms.
+s3, p3 = sim("-t", "8", "--no-mem")
+jit = os.path.join(tmp, "jitter.felix")
+r3 = rec(p3, jit, "10ms", SECS)
+cpu10 = wait_rusage(r3)
+s3.terminate()
+s3.wait()
+rows, _ = thread_samples(jit)
+late = [r["time_s"] - r["frame"] * 0.010 for r in rows]
+base = late[0]
+dev = sorted(abs(x - base) for x in late)
+p99 = dev[int(0.99 * (len(dev) - 1))]
+drift = (sum(late[-50:]) / 50) - (sum(late[:50]) / 50)
+print("felix-rec at 10 ms over %.0f s: interval jitter p99 %.0f us, drift %+.0f us, CPU %.2f%% of a core" % (
+    SECS, p99 * 1e6, drift * 1e6, 100 * cpu10 / SECS))
