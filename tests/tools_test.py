@@ -352,6 +352,19 @@ def case_truncated_csv():
     check(len(r.stdout.splitlines()) > 5, "rows before the cut")
 
 
+def case_example_jit_totals():
+    """examples/felix-jit-totals prints each thread's JIT time from a recording."""
+    sim = Sim("-t", "3", "--no-mem")
+    path = record(sim, 1.5, "100ms")
+    sim.stop()
+    r = run(WRAP + [os.environ["FELIX_JIT_TOTALS"], path], text=True)
+    check(r.returncode == 0, "exit %d %s" % (r.returncode, r.stderr))
+    lines = r.stdout.splitlines()[1:]
+    got = {l.split()[1]: float(l.split()[2]) for l in lines}
+    check(sorted(got) == ["sim-worker-1", "sim-worker-2", "sim-worker-3"], "threads: %s" % got)
+    check(got.get("sim-worker-3", 0) > got.get("sim-worker-1", 1), "thread 3 compiles more than thread 1")
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":
