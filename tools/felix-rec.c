@@ -4,6 +4,7 @@
  * slower cadence, and finalizes the recording on every way out it can see.
  */
 #include "common.h"
+#include "live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,12 +55,6 @@ static void usage(FILE *f)
             "  7    I/O error (disk full, closed pipe): the file is readable up to the last sample\n"
             "  129, 130, 143  stopped by SIGHUP, SIGINT or SIGTERM (the recording is complete)\n");
 }
-
-struct names {
-    uint32_t *tids;
-    char (*name)[32];
-    size_t n, cap;
-};
 
 int main(int argc, char **argv)
 {
@@ -145,18 +140,19 @@ int main(int argc, char **argv)
     signal(SIGXFSZ, SIG_IGN); /* a file size limit is a full disk: EFBIG, not death */
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
-    felix_shm *shm;
-    int rc = felix_shm_open_pid(&shm, pid, 0);
+    live lv;
+    int rc = live_open(&lv, pid, mem_interval > 0 ? mem_interval : 1000000000, mem_interval > 0);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
+        live_close(&lv);
         return tool_exit_status(rc);
     }
-    const felix_shm_info *si = felix_shm_get_info(shm);
+    const felix_shm_info *si = felix_shm_get_info(lv.shm);
     uint64_t hz;
     int src;
     if ((rc = felix_clock_frequency(&hz, &src)) < 0) {
         tool_error(prog, "%s", felix_error_detail());
-        felix_shm_close(shm);
+        live_close(&lv);
         return EXIT_FAILURE_GENERIC;
     }
     felix_rec_header h;
@@ -188,7 +184,7 @@ int main(int argc, char **argv)
     rc = to_stdout ? felix_rec_writer_open_fd(&w, 1, &h, &ro) : felix_rec_writer_open_path(&w, out, &h, &ro);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
-        felix_shm_close(shm);
+        live_close(&lv);
         return tool_exit_status(rc);
     }
     felix_proc_watch *pw = NULL;
@@ -201,59 +197,22 @@ int main(int argc, char **argv)
     felix_snapshot_new(&snap);
     felix_snapshot_new(&prev);
     felix_delta_new(&delta, hz, 0);
-    felix_rec_thread_info *info = NULL;
-    size_t info_cap = 0;
-    struct names names = {0};
     int status_line = !quiet && isatty(2);
     int exit_status = EXIT_OK, have_prev = 0;
     const char *reason = "duration";
-    int64_t next = start, last_slow = start - mem_interval - 1, last_status = 0;
+    int64_t next = start, last_status = 0;
     double load = 0;
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        int64_t now = live_now();
         if (duration && now - start >= duration)
             break;
-        if ((rc = felix_shm_snapshot(shm, snap)) < 0) {
+        if ((rc = live_sample(&lv, snap, NULL)) < 0) {
             tool_error(prog, "%s", felix_error_detail());
             reason = "segment error";
             exit_status = tool_exit_status(rc);
             break;
         }
-        const felix_snapshot_info *ni = felix_snapshot_get_info(snap);
-        int slow = mem_interval > 0 ? now - last_slow >= mem_interval : now - last_slow >= 1000000000;
-        if (slow) {
-            last_slow = now;
-            if (mem_interval > 0 && felix_mem_read_pid(felix_snapshot_mem_mut(snap), pid) == 0)
-                felix_snapshot_set_has_mem(snap, 1);
-        }
-        /* Names when a thread is first seen, and names and CPU times at the slow cadence. */
-        if (ni->nthreads > info_cap) {
-            free(info);
-            info_cap = ni->nthreads * 2;
-            info = calloc(info_cap, sizeof *info);
-            char(*nn)[32] = realloc(names.name, info_cap * sizeof *nn);
-            if (!info || !nn) {
-                tool_error(prog, "out of memory");
-                return EXIT_FAILURE_GENERIC;
-            }
-            names.name = nn;
-        }
-        size_t ninfo = 0;
-        for (uint32_t i = 0; i < ni->nthreads; i++) {
-            uint32_t tid = felix_snapshot_thread(snap, i)->tid;
-            int first = !have_prev || !felix_snapshot_find(prev, tid);
-            if (!first && !slow)
-                continue;
-            felix_rec_thread_info *x = &info[ninfo];
-            x->tid = tid;
-            x->name = NULL;
-            if (felix_proc_thread_name(pid, (pid_t)tid, names.name[ninfo], sizeof names.name[0]) == 0)
-                x->name = names.name[ninfo];
-            x->has_cpu = slow && felix_proc_thread_cpu_ns(pid, (pid_t)tid, &x->cpu_ns) == 0;
-            ninfo++;
-        }
-        if ((rc = felix_rec_write_sample(w, snap, info, ninfo)) < 0) {
+        if ((rc = felix_rec_write_sample(w, snap, lv.info, lv.ninfo)) < 0) {
             tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
                        to_stdout ? "the output" : out);
             reason = "I/O error";
@@ -360,8 +319,6 @@ int main(int argc, char **argv)
     felix_snapshot_free(snap);
     felix_snapshot_free(prev);
     felix_delta_free(delta);
-    free(info);
-    free(names.name);
-    felix_shm_close(shm);
+    live_close(&lv);
     return exit_status;
 }

@@ -1,0 +1,82 @@
+#include "live.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t live_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int live_open(live *l, pid_t pid, int64_t slow_ns, int mem)
+{
+    memset(l, 0, sizeof *l);
+    l->pid = pid;
+    l->slow_ns = slow_ns > 0 ? slow_ns : 1000000000;
+    l->mem = mem;
+    l->last_slow = INT64_MIN / 2;
+    int rc = felix_shm_open_pid(&l->shm, pid, 0);
+    if (rc == 0)
+        rc = felix_snapshot_new(&l->prev);
+    return rc;
+}
+
+void live_close(live *l)
+{
+    felix_shm_close(l->shm);
+    felix_snapshot_free(l->prev);
+    free(l->info);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+int live_sample(live *l, felix_snapshot *snap, int *slow_out)
+{
+    int rc = felix_shm_snapshot(l->shm, snap);
+    if (rc < 0)
+        return rc;
+    int64_t now = live_now();
+    int slow = now - l->last_slow >= l->slow_ns;
+    if (slow) {
+        l->last_slow = now;
+        if (l->mem && felix_mem_read_pid(felix_snapshot_mem_mut(snap), l->pid) == 0)
+            felix_snapshot_set_has_mem(snap, 1);
+    }
+    const felix_snapshot_info *si = felix_snapshot_get_info(snap);
+    if (si->nthreads > l->cap) {
+        size_t cap = si->nthreads * 2;
+        felix_rec_thread_info *info = realloc(l->info, cap * sizeof *info);
+        if (info)
+            l->info = info;
+        char(*names)[32] = realloc(l->names, cap * sizeof *names);
+        if (names)
+            l->names = names;
+        if (!info || !names)
+            return FELIX_ENOMEM;
+        l->cap = cap;
+    }
+    /* Names when a thread is first seen; names and CPU times when slow. */
+    l->ninfo = 0;
+    for (uint32_t i = 0; i < si->nthreads; i++) {
+        uint32_t tid = felix_snapshot_thread(snap, i)->tid;
+        int first = !l->have_prev || !felix_snapshot_find(l->prev, tid);
+        if (!first && !slow)
+            continue;
+        felix_rec_thread_info *x = &l->info[l->ninfo];
+        x->tid = tid;
+        x->name = felix_proc_thread_name(l->pid, (pid_t)tid, l->names[l->ninfo], sizeof l->names[0]) == 0
+                      ? l->names[l->ninfo]
+                      : NULL;
+        x->has_cpu = slow && felix_proc_thread_cpu_ns(l->pid, (pid_t)tid, &x->cpu_ns) == 0;
+        l->ninfo++;
+    }
+    if ((rc = felix_snapshot_copy(l->prev, snap)) < 0)
+        return rc;
+    l->have_prev = 1;
+    if (slow_out)
+        *slow_out = slow;
+    return 0;
+}

@@ -1,0 +1,32 @@
+/* The live sampling step felix-rec and felix-top share: a snapshot of the
+ * segment, memory regions and thread details at a slower cadence, and the
+ * per-thread facts a recording stores (names when first seen, CPU times). */
+#ifndef FELIX_TOOLS_LIVE_H
+#define FELIX_TOOLS_LIVE_H
+
+#include <felix/felix.h>
+
+typedef struct live {
+    pid_t pid;
+    felix_shm *shm;
+    int64_t slow_ns;         /* memory, names and CPU times at most this often */
+    int mem;                 /* sample memory regions */
+    int64_t last_slow;
+    felix_snapshot *prev;    /* the last snapshot taken, for "first seen" */
+    int have_prev;
+    felix_rec_thread_info *info;
+    char (*names)[32];
+    size_t ninfo, cap;
+} live;
+
+/* Attach to pid. slow_ns: the slow cadence (memory off when mem is 0). */
+int live_open(live *l, pid_t pid, int64_t slow_ns, int mem);
+void live_close(live *l);
+/* Take a snapshot into snap; fills l->info/l->ninfo for the recording.
+ * *slow says whether the slow data was sampled this time. */
+int live_sample(live *l, felix_snapshot *snap, int *slow);
+
+/* CLOCK_MONOTONIC now, in ns. */
+int64_t live_now(void);
+
+#endif
