@@ -147,36 +147,15 @@ int main(int argc, char **argv)
         live_close(&lv);
         return tool_exit_status(rc);
     }
-    const felix_shm_info *si = felix_shm_get_info(lv.shm);
     uint64_t hz;
-    int src;
-    if ((rc = felix_clock_frequency(&hz, &src)) < 0) {
+    felix_rec_header h;
+    if ((rc = live_header(&lv, &h, interval)) < 0) {
         tool_error(prog, "%s", felix_error_detail());
         live_close(&lv);
         return EXIT_FAILURE_GENERIC;
     }
-    felix_rec_header h;
-    memset(&h, 0, sizeof h);
-    gethostname(h.host, sizeof h.host - 1);
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN), page = sysconf(_SC_PAGESIZE);
-    h.ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
-    h.freq_hz = hz;
-    snprintf(h.freq_source, sizeof h.freq_source, "%s", felix_clock_source_name(src));
-    h.page_size = page > 0 ? (uint32_t)page : 4096;
-    h.pid = pid;
-    felix_proc_cmdline(pid, h.cmdline, sizeof h.cmdline);
-    felix_proc_name(pid, h.name, sizeof h.name);
-    snprintf(h.fex_version, sizeof h.fex_version, "%s", si->fex_version);
-    h.app_type = si->app_type;
-    h.stats_version = si->version;
-    h.thread_stats_size = si->thread_stats_size;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    h.start_wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t start = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    h.start_mono_ns = start;
-    h.interval_ns = interval;
+    hz = h.freq_hz;
+    int64_t start = h.start_mono_ns;
     felix_rec_options ro = {0};
     ro.fsync = do_fsync;
     ro.chunk_ns = chunk;
@@ -235,8 +214,7 @@ int main(int argc, char **argv)
         }
         /* The next deadline; count the ones we overran. */
         next += interval;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        now = live_now();
         if (now > next) {
             uint64_t missed = (uint64_t)((now - next) / interval) + 1;
             felix_rec_event ev = {0};
@@ -251,8 +229,7 @@ int main(int argc, char **argv)
         /* Sleep until the deadline, a signal, or the process's exit. */
         int got = 0;
         for (;;) {
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            now = live_now();
             if (now >= next)
                 break;
             struct pollfd p[2] = {{sfd, POLLIN, 0}, {pfd, POLLIN, 0}};
@@ -290,8 +267,7 @@ int main(int argc, char **argv)
         if (got < 0 || (pw && pfd < 0 && !felix_proc_alive(pid, 0))) {
             felix_rec_event ev = {0};
             ev.kind = FELIX_EV_PROCESS_EXITED;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ev.mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            ev.mono_ns = live_now();
             felix_rec_write_event(w, &ev);
             reason = "process exited";
             break;
@@ -300,8 +276,7 @@ int main(int argc, char **argv)
     if (exit_status != EXIT_IO) {
         felix_rec_event ev = {0};
         ev.kind = FELIX_EV_STOPPED;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ev.mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+        ev.mono_ns = live_now();
         snprintf(ev.reason, sizeof ev.reason, "%s", reason);
         felix_rec_write_event(w, &ev);
     }

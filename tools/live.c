@@ -1,8 +1,10 @@
 #include "live.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t live_now(void)
 {
@@ -78,5 +80,35 @@ int live_sample(live *l, felix_snapshot *snap, int *slow_out)
     l->have_prev = 1;
     if (slow_out)
         *slow_out = slow;
+    return 0;
+}
+
+int live_header(live *l, felix_rec_header *h, int64_t interval_ns)
+{
+    uint64_t hz;
+    int src;
+    int rc = felix_clock_frequency(&hz, &src);
+    if (rc < 0)
+        return rc;
+    const felix_shm_info *si = felix_shm_get_info(l->shm);
+    memset(h, 0, sizeof *h);
+    gethostname(h->host, sizeof h->host - 1);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN), page = sysconf(_SC_PAGESIZE);
+    h->ncpus = ncpu > 0 ? (uint32_t)ncpu : 1;
+    h->freq_hz = hz;
+    snprintf(h->freq_source, sizeof h->freq_source, "%s", felix_clock_source_name(src));
+    h->page_size = page > 0 ? (uint32_t)page : 4096;
+    h->pid = l->pid;
+    felix_proc_cmdline(l->pid, h->cmdline, sizeof h->cmdline);
+    felix_proc_name(l->pid, h->name, sizeof h->name);
+    snprintf(h->fex_version, sizeof h->fex_version, "%s", si->fex_version);
+    h->app_type = si->app_type;
+    h->stats_version = si->version;
+    h->thread_stats_size = si->thread_stats_size;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->start_wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    h->start_mono_ns = live_now();
+    h->interval_ns = interval_ns;
     return 0;
 }

@@ -26,6 +26,9 @@ void live_close(live *l);
  * *slow says whether the slow data was sampled this time. */
 int live_sample(live *l, felix_snapshot *snap, int *slow);
 
+/* A recording header for the attached process, starting now. */
+int live_header(live *l, felix_rec_header *h, int64_t interval_ns);
+
 /* CLOCK_MONOTONIC now, in ns. */
 int64_t live_now(void);
 

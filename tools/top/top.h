@@ -1,0 +1,84 @@
+/* felix-top's model: what the panels draw. Panels read only this; the
+ * sampling side (live or replay) fills it from libfelix frames. */
+#ifndef FELIX_TOP_H
+#define FELIX_TOP_H
+
+#include <felix/felix.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum top_state { ST_LIVE, ST_PAUSED, ST_REPLAY, ST_EXITED };
+enum top_sort { SORT_LOAD, SORT_JIT_COUNT, SORT_TID, SORT_NAME, SORT_COUNT };
+enum top_panel { P_JIT, P_MEM, P_HIST, P_COUNT };
+
+#define TOP_HIST 4096
+
+struct top_row {
+    uint32_t tid;
+    char name[32];
+    double load;          /* % */
+    double cpu_share;     /* JIT share of the thread's CPU time, %, or -1 */
+    uint64_t jit_count;   /* cumulative */
+    int exited;           /* gone; shown dimmed until grace ends */
+    int64_t exited_at;
+    /* for the CPU share */
+    uint64_t cpu_ns_at, jit_ticks_at;
+    int have_cpu;
+};
+
+struct top_hist {
+    double load;
+    unsigned flags;
+    double t;        /* seconds since the start */
+    double width;    /* the sample's real interval */
+};
+
+struct top_model {
+    /* what and where */
+    int pid;
+    char name[32];
+    char fex_version[200];
+    char app_type[16];
+    uint32_t head, size;
+    int64_t interval_ns;
+    int state;              /* enum top_state, before pause */
+    int view_paused;        /* 'p': the view holds still, sampling goes on */
+    int exit_known, exit_status;
+    const char *record_path;/* recording while watching */
+    uint64_t freq_hz;
+    unsigned ncpus;
+    /* the last frame */
+    int have_frame;
+    felix_frame frame;
+    double time_s;          /* since the start */
+    struct top_row *rows;
+    size_t nrows, rows_cap;
+    int sort;
+    /* memory */
+    int have_mem;
+    uint64_t mem_total;
+    struct { char name[48]; uint64_t rss; } regions[FELIX_MEM_MAX_REGIONS];
+    size_t nregions;
+    /* history ring */
+    struct top_hist hist[TOP_HIST];
+    size_t hist_n, hist_head; /* entries, index of the newest */
+    /* replay */
+    int replay, replay_paused, seekable;
+    double speed, total_s;
+    /* panels */
+    int collapsed[P_COUNT];
+    int selected;
+    int help;
+    int utf8, color;
+    const char *message;    /* a one-line note in the status bar */
+    int title_row[P_COUNT]; /* where each panel's title was drawn (-1: not) */
+};
+
+/* Draw everything into stdscr (no refresh). */
+void top_draw(struct top_model *m);
+/* The picker: a tree of FEX processes, sel the selected one. */
+void top_draw_picker(const felix_proc_list *l, size_t sel, int utf8, int color, const char *note);
+/* Set up colors (when allowed). */
+void top_colors(struct top_model *m);
+
+#endif
