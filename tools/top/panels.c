@@ -8,6 +8,7 @@
 
 #include <curses.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { C_BAR = 1, C_WARN, C_HOT, C_TITLE, C_JIT, C_SMC, C_SIGBUS, C_SOFT, C_DIM, C_BANNER, C_SEL };
@@ -94,10 +95,10 @@ static void status_bar(const struct top_model *m)
                         : m->view_paused      ? "PAUSED"
                         : m->replay           ? (m->replay_paused ? "REPLAY (paused)" : "REPLAY")
                                               : "LIVE";
-    snprintf(buf, sizeof buf, " felix-top %s | PID %d %s | %s | %s | Head %u Size %u | %s | %s%s%s%s",
-             felix_version(), m->pid, m->name, m->fex_version, m->app_type, m->head, m->size, iv, state,
-             m->record_path ? " | REC " : "", m->record_path ? m->record_path : "",
-             m->message ? " | " : "");
+    /* The state first: it must survive a narrow terminal. */
+    snprintf(buf, sizeof buf, " felix-top %s | %s | %s | PID %d %s | %s | %s | Head %u Size %u%s%s%s",
+             felix_version(), state, iv, m->pid, m->name, m->fex_version, m->app_type, m->head, m->size,
+             m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", m->message ? " | " : "");
     attron(A_REVERSE);
     move(0, 0);
     for (int i = 0; i < COLS; i++)
@@ -138,7 +139,6 @@ static void title(struct top_model *m, int p, int y, const char *text)
 }
 
 static int row_cmp_sort;
-static const struct top_row *sort_rows_base;
 
 static int cmp_rows(const void *a, const void *b)
 {
@@ -209,7 +209,6 @@ static void jit_panel(struct top_model *m, int y, int h)
         crow = h - 2 > 0 ? h - 2 : 0;
     int trows = h - 1 - crow; /* header + threads */
     row_cmp_sort = m->sort;
-    sort_rows_base = m->rows;
     if (m->nrows)
         qsort(m->rows, m->nrows, sizeof *m->rows, cmp_rows);
     const int fixed = 8 + 1 + 16 + 1 + 7 + 1 + 1 + 8 + 1 + 10;
@@ -401,12 +400,12 @@ void top_draw(struct top_model *m)
         y = 2;
     }
     int avail = LINES - y - 1; /* the last row holds the key hints */
-    /* Heights: collapsed panels take their title row; history gets a third,
-     * memory its regions (at most a third), the JIT panel the rest. */
-    int hh = m->collapsed[P_HIST] ? 1 : avail / 3 > 5 ? avail / 3 : 5;
+    /* Heights: collapsed panels take their title row; history gets a quarter,
+     * memory its regions (at most a quarter), the JIT panel the rest. */
+    int hh = m->collapsed[P_HIST] ? 1 : avail / 4 > 5 ? avail / 4 : 5;
     int mh = m->collapsed[P_MEM] ? 1 : (int)m->nregions + 1;
-    if (!m->collapsed[P_MEM] && mh > avail / 3)
-        mh = avail / 3 > 2 ? avail / 3 : 2;
+    if (!m->collapsed[P_MEM] && mh > avail / 4)
+        mh = avail / 4 > 3 ? avail / 4 : 3;
     int jh = avail - hh - mh;
     if (m->collapsed[P_JIT]) {
         int spare = jh - 1;

@@ -1,0 +1,822 @@
+/*
+ * felix-top: live and replay terminal UI for FEX-Emu's statistics.
+ * The sampling side (live attachment or a recording) turns snapshots into
+ * libfelix frames and fills the model; panels (top/panels.c) draw the model.
+ * It sleeps in getch() until the next sample or a key: no busy polling.
+ */
+#define _XOPEN_SOURCE_EXTENDED 1
+#include "common.h"
+#include "live.h"
+#include "top/top.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <felix/felix.h>
+#include <getopt.h>
+#include <langinfo.h>
+#include <limits.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static const char *prog = "felix-top";
+static volatile sig_atomic_t quit_signal;
+static struct termios saved_tio;
+static int have_tio, curses_on;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: felix-top [OPTIONS] [PID | FILE | -]\n"
+            "Watch a FEX process's statistics live (PID), replay a recording (FILE, or - for\n"
+            "standard input), or, with no argument, choose a FEX process from a list.\n\n"
+            "  -i, --interval D     sampling interval (default 1s; 250ms, 500us; bare number = ms)\n"
+            "  -r, --record FILE    record while watching (the felix-rec format)\n"
+            "  -w, --watch          attach to the next FEX process that starts\n"
+            "      --demo           start felix-sim and watch it\n"
+            "  -h, --help           this help\n"
+            "  -V, --version        version\n\n"
+            "Keys: Up/Down or k/j select a panel; Enter/Right collapse or expand it (or click its\n"
+            "title); s cycles the thread order; +/- change the interval; p pauses the view;\n"
+            "? help; q quits. Replay: Space pause, Left/Right one sample, PgUp/PgDn ten seconds,\n"
+            "[ and ] speed (0.25x to 64x), Home/End.\n\n"
+            "NO_COLOR turns colors off; a locale that is not UTF-8 gets ASCII bars.\n\n"
+            "Exit status: 0 quit; 2 usage; 3 no such process; 4 no statistics (not FEX,\n"
+            "  FEX_PROFILESTATS off, stale); 5 unsupported version; 6 permission denied;\n"
+            "  7 unreadable recording or I/O error; 129, 130, 143 ended by SIGHUP, SIGINT, SIGTERM.\n");
+}
+
+/* ---- the terminal, restored on every way out ---- */
+
+static void restore_terminal(void)
+{
+    if (curses_on) {
+        endwin();
+        curses_on = 0;
+    }
+}
+
+static void on_quit_signal(int sig) { quit_signal = sig; }
+
+static void on_crash(int sig)
+{
+    /* Only async-signal-safe calls: leave the alternate screen, show the
+     * cursor, reset attributes, put the tty modes back, then die as we would. */
+    static const char reset[] = "\033[0m\033[?1000l\033[?1049l\033[?25h\r\n";
+    if (write(STDOUT_FILENO, reset, sizeof reset - 1) < 0) {
+    }
+    if (have_tio)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void setup_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_quit_signal; /* no SA_RESTART: getch() returns */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_RESETHAND;
+    int crash[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof crash / sizeof *crash; i++)
+        sigaction(crash[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void start_curses(struct top_model *m)
+{
+    if (tcgetattr(STDIN_FILENO, &saved_tio) == 0)
+        have_tio = 1;
+    initscr();
+    curses_on = 1;
+    atexit(restore_terminal);
+    cbreak();
+    noecho();
+    keypad(stdscr, TRUE);
+    curs_set(0);
+    mousemask(BUTTON1_PRESSED | BUTTON1_CLICKED, NULL);
+    mouseinterval(0);
+    set_escdelay(25);
+    m->color = has_colors() && !getenv("NO_COLOR");
+    top_colors(m);
+}
+
+/* ---- the model ---- */
+
+static struct top_row *find_row(struct top_model *m, uint32_t tid, int create)
+{
+    for (size_t i = 0; i < m->nrows; i++)
+        if (m->rows[i].tid == tid)
+            return &m->rows[i];
+    if (!create)
+        return NULL;
+    if (m->nrows == m->rows_cap) {
+        size_t cap = m->rows_cap ? m->rows_cap * 2 : 64;
+        struct top_row *r = realloc(m->rows, cap * sizeof *r);
+        if (!r)
+            return NULL;
+        m->rows = r;
+        m->rows_cap = cap;
+    }
+    struct top_row *r = &m->rows[m->nrows++];
+    memset(r, 0, sizeof *r);
+    r->tid = tid;
+    r->cpu_share = -1;
+    return r;
+}
+
+typedef const char *(*name_fn)(void *ctx, uint32_t tid, char *buf, size_t len);
+typedef int (*cpu_fn)(void *ctx, uint32_t tid, uint64_t *ns);
+
+/* A new frame: rows, history, memory. */
+static void model_frame(struct top_model *m, felix_delta *d, const felix_snapshot *cur, int64_t start_mono,
+                        name_fn names, cpu_fn cpus, void *ctx, int64_t now)
+{
+    const felix_frame *f = felix_delta_frame(d);
+    const felix_snapshot_info *si = felix_snapshot_get_info(cur);
+    m->frame = *f;
+    m->have_frame = 1;
+    m->time_s = (double)(si->mono_ns - start_mono) / 1e9;
+    m->head = si->head;
+    m->size = si->size;
+    for (size_t i = 0; i < m->nrows; i++)
+        m->rows[i].load = m->rows[i].exited ? 0 : -1; /* -1: not seen yet */
+    for (size_t i = 0; i < f->nthreads; i++) {
+        const felix_thread_delta *t = felix_delta_thread(d, i);
+        struct top_row *r = find_row(m, t->tid, 1);
+        if (!r)
+            break;
+        if (r->exited) { /* the TID came back */
+            memset(r, 0, sizeof *r);
+            r->tid = t->tid;
+            r->cpu_share = -1;
+        }
+        r->load = t->load_pct;
+        r->jit_count = t->abs[FELIX_C_JIT_COUNT];
+        if (!r->name[0] && names)
+            names(ctx, t->tid, r->name, sizeof r->name);
+        uint64_t cpu;
+        if (cpus && cpus(ctx, t->tid, &cpu) == 0) {
+            uint64_t jit = t->abs[FELIX_C_JIT_TIME];
+            if (r->have_cpu && cpu > r->cpu_ns_at && jit >= r->jit_ticks_at) {
+                double js = (double)(jit - r->jit_ticks_at) / (double)m->freq_hz;
+                double cs = (double)(cpu - r->cpu_ns_at) / 1e9;
+                r->cpu_share = cs > 0 ? js / cs * 100.0 : -1;
+            }
+            if (!r->have_cpu || cpu != r->cpu_ns_at) {
+                r->cpu_ns_at = cpu;
+                r->jit_ticks_at = jit;
+                r->have_cpu = 1;
+            }
+        }
+    }
+    /* Threads that left: dimmed for a grace period, then gone. */
+    for (size_t i = 0; i < m->nrows;) {
+        struct top_row *r = &m->rows[i];
+        if (r->load < 0 && !r->exited) {
+            r->exited = 1;
+            r->exited_at = now;
+            r->load = 0;
+        }
+        if (r->exited && now - r->exited_at > 3000000000LL) {
+            m->rows[i] = m->rows[--m->nrows];
+            continue;
+        }
+        i++;
+    }
+    if (f->interval_ns > 0) {
+        m->hist_head = (m->hist_head + 1) % TOP_HIST;
+        struct top_hist *h = &m->hist[m->hist_head];
+        h->load = f->load_pct;
+        h->flags = f->flags;
+        h->t = m->time_s;
+        h->width = f->interval_s;
+        if (m->hist_n < TOP_HIST)
+            m->hist_n++;
+    }
+    const felix_mem *mem = felix_snapshot_mem(cur);
+    if (mem) {
+        m->have_mem = 1;
+        m->mem_total = felix_mem_total(mem);
+        m->nregions = 0;
+        for (size_t i = 0; i < felix_mem_count(mem) && i < FELIX_MEM_MAX_REGIONS; i++) {
+            const felix_region *r = felix_mem_region(mem, i);
+            snprintf(m->regions[i].name, sizeof m->regions[i].name, "%s", r->name);
+            m->regions[i].rss = r->rss;
+            m->nregions++;
+        }
+    }
+}
+
+/* Keys every mode shares; returns 1 when the screen should be redrawn. */
+static int common_key(struct top_model *m, int ch, int *quit)
+{
+    MEVENT ev;
+    switch (ch) {
+    case 'q':
+    case 'Q': *quit = 1; return 0;
+    case '?': m->help = !m->help; return 1;
+    case KEY_UP:
+    case 'k': m->selected = (m->selected + P_COUNT - 1) % P_COUNT; return 1;
+    case KEY_DOWN:
+    case 'j': m->selected = (m->selected + 1) % P_COUNT; return 1;
+    case KEY_RIGHT:
+        if (m->replay)
+            return 0; /* replay: one sample forward */
+        __attribute__((fallthrough)); /* live: Right is Enter */
+    case '\n':
+    case '\r':
+    case KEY_ENTER: m->collapsed[m->selected] = !m->collapsed[m->selected]; return 1;
+    case 's': m->sort = (m->sort + 1) % SORT_COUNT; return 1;
+    case KEY_RESIZE: return 1;
+    case 27: m->help = 0; return 1;
+    case KEY_MOUSE:
+        if (getmouse(&ev) == OK)
+            for (int p = 0; p < P_COUNT; p++)
+                if (m->title_row[p] == ev.y) {
+                    m->selected = p;
+                    m->collapsed[p] = !m->collapsed[p];
+                    return 1;
+                }
+        return 0;
+    default: return 0;
+    }
+}
+
+static void redraw(struct top_model *m)
+{
+    top_draw(m);
+    refresh();
+}
+
+/* ---- live ---- */
+
+static const char *live_name(void *ctx, uint32_t tid, char *buf, size_t len)
+{
+    live *l = ctx;
+    return felix_proc_thread_name(l->pid, (pid_t)tid, buf, len) == 0 ? buf : NULL;
+}
+
+static int live_cpu(void *ctx, uint32_t tid, uint64_t *ns)
+{
+    live *l = ctx; /* CPU times as the live sampler read them (slow cadence) */
+    for (size_t i = 0; i < l->ninfo; i++)
+        if (l->info[i].tid == tid && l->info[i].has_cpu) {
+            *ns = l->info[i].cpu_ns;
+            return 0;
+        }
+    return -1;
+}
+
+static const int64_t intervals[] = {1000000, 2000000, 5000000, 10000000, 20000000, 50000000, 100000000,
+                                    200000000, 500000000, 1000000000, 2000000000, 5000000000LL, 10000000000LL};
+
+static int run_live(pid_t pid, int64_t interval, const char *record, int child)
+{
+    struct top_model m;
+    memset(&m, 0, sizeof m);
+    m.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    live lv;
+    int rc = live_open(&lv, pid, 1000000000, 1);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        live_close(&lv);
+        return tool_exit_status(rc);
+    }
+    felix_rec_header h;
+    if ((rc = live_header(&lv, &h, interval)) < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        live_close(&lv);
+        return EXIT_FAILURE_GENERIC;
+    }
+    const felix_shm_info *si = felix_shm_get_info(lv.shm);
+    m.pid = pid;
+    snprintf(m.name, sizeof m.name, "%s", h.name);
+    snprintf(m.fex_version, sizeof m.fex_version, "%s", si->fex_version);
+    snprintf(m.app_type, sizeof m.app_type, "%s", si->app_type_name);
+    m.freq_hz = h.freq_hz;
+    m.ncpus = h.ncpus;
+    m.interval_ns = interval;
+    m.state = ST_LIVE;
+    felix_rec_writer *w = NULL;
+    if (record) {
+        if ((rc = felix_rec_writer_open_path(&w, record, &h, NULL)) < 0) {
+            tool_error(prog, "%s", felix_error_detail());
+            live_close(&lv);
+            return tool_exit_status(rc);
+        }
+        m.record_path = record;
+    }
+    felix_proc_watch *pw = NULL;
+    felix_proc_watch_open(&pw, pid, child ? FELIX_PROC_WATCH_CHILD : 0);
+    felix_snapshot *s[2];
+    felix_delta *d;
+    felix_snapshot_new(&s[0]);
+    felix_snapshot_new(&s[1]);
+    felix_delta_new(&d, h.freq_hz, h.ncpus);
+    start_curses(&m);
+    int cur = 0, have_prev = 0, quit = 0, dirty = 1, status = EXIT_OK;
+    int64_t next = live_now();
+    while (!quit && !quit_signal) {
+        int64_t now = live_now();
+        if (m.state != ST_EXITED && now >= next) {
+            if ((rc = live_sample(&lv, s[cur], NULL)) == 0) {
+                if (w && felix_rec_write_sample(w, s[cur], lv.info, lv.ninfo) < 0) {
+                    m.message = "recording stopped: write error";
+                    felix_rec_writer_close(w, "I/O error");
+                    w = NULL;
+                    m.record_path = NULL;
+                }
+                if (have_prev && felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0) {
+                    model_frame(&m, d, s[cur], h.start_mono_ns, live_name, live_cpu, &lv, now);
+                    dirty = !m.view_paused;
+                } else if (!have_prev) {
+                    felix_delta_compute(d, NULL, s[cur]);
+                    model_frame(&m, d, s[cur], h.start_mono_ns, live_name, live_cpu, &lv, now);
+                    dirty = 1;
+                }
+                have_prev = 1;
+                cur ^= 1;
+            }
+            next += m.interval_ns;
+            if (next < now) /* overran: skip ahead, keep the phase */
+                next += ((now - next) / m.interval_ns + 1) * m.interval_ns;
+        }
+        if (m.state != ST_EXITED) {
+            int exited = 0, st = -1;
+            if (pw)
+                felix_proc_watch_check(pw, &exited, &st);
+            else
+                exited = !felix_proc_alive(pid, 0);
+            if (exited) {
+                m.state = ST_EXITED;
+                m.exit_known = st != -1;
+                m.exit_status = st;
+                if (w) {
+                    felix_rec_event ev = {0};
+                    ev.kind = FELIX_EV_PROCESS_EXITED;
+                    ev.mono_ns = live_now();
+                    ev.has_status = st != -1;
+                    ev.status = st;
+                    felix_rec_write_event(w, &ev);
+                    felix_rec_writer_close(w, "process exited");
+                    w = NULL;
+                    m.message = "recording finalized";
+                }
+                dirty = 1;
+            }
+        }
+        if (dirty) {
+            redraw(&m);
+            dirty = 0;
+        }
+        now = live_now();
+        int64_t wait = m.state == ST_EXITED ? -1 : (next - now + 999999) / 1000000;
+        timeout(wait < 0 ? -1 : wait > INT_MAX ? INT_MAX : (int)wait);
+        int ch = getch();
+        if (ch == ERR)
+            continue;
+        dirty |= common_key(&m, ch, &quit);
+        size_t k = 0;
+        while (k + 1 < sizeof intervals / sizeof *intervals && intervals[k] < m.interval_ns)
+            k++;
+        int64_t old = m.interval_ns;
+        if (ch == '+' && m.state != ST_EXITED)
+            m.interval_ns = intervals[k + 1 < sizeof intervals / sizeof *intervals && intervals[k] <= old ? k + 1 : k];
+        if (ch == '-' && m.state != ST_EXITED)
+            m.interval_ns = k > 0 ? intervals[k - 1] : intervals[0];
+        if (m.interval_ns != old) {
+            next = live_now() + m.interval_ns;
+            if (w) {
+                felix_rec_event ev = {0};
+                ev.kind = FELIX_EV_INTERVAL_CHANGED;
+                ev.mono_ns = live_now();
+                ev.interval_ns = m.interval_ns;
+                felix_rec_write_event(w, &ev);
+            }
+            dirty = 1;
+        }
+        if (ch == 'p') {
+            m.view_paused = !m.view_paused;
+            dirty = 1;
+        }
+    }
+    restore_terminal();
+    if (w) {
+        felix_rec_event ev = {0};
+        ev.kind = FELIX_EV_STOPPED;
+        ev.mono_ns = live_now();
+        snprintf(ev.reason, sizeof ev.reason, "%s", quit_signal ? "signal" : "quit");
+        felix_rec_write_event(w, &ev);
+        if (felix_rec_writer_close(w, quit_signal ? "signal" : "quit") < 0) {
+            tool_error(prog, "%s", felix_error_detail());
+            status = EXIT_IO;
+        }
+    }
+    if (quit_signal)
+        status = 128 + quit_signal;
+    felix_proc_watch_close(pw);
+    felix_snapshot_free(s[0]);
+    felix_snapshot_free(s[1]);
+    felix_delta_free(d);
+    free(m.rows);
+    live_close(&lv);
+    return status;
+}
+
+/* ---- replay ---- */
+
+struct replay {
+    felix_rec_reader *r;
+    const felix_rec_header *h;
+    felix_delta *d;
+    felix_snapshot *s[2];
+    int cur, have_prev;
+    uint64_t total;
+};
+
+static const char *rec_name(void *ctx, uint32_t tid, char *buf, size_t len)
+{
+    const char *n = felix_rec_thread_name(((struct replay *)ctx)->r, tid);
+    if (!n)
+        return NULL;
+    snprintf(buf, len, "%s", n);
+    return buf;
+}
+
+static int rec_cpu(void *ctx, uint32_t tid, uint64_t *ns)
+{
+    return felix_rec_thread_cpu_ns(((struct replay *)ctx)->r, tid, ns);
+}
+
+/* Read the next sample into the model; 0, FELIX_EEOF, or an error. */
+static int replay_step(struct replay *p, struct top_model *m)
+{
+    felix_rec_event ev;
+    int item = 0, rc;
+    for (;;) {
+        rc = felix_rec_next(p->r, p->s[p->cur], &ev, &item);
+        if (rc < 0)
+            return rc;
+        if (item == FELIX_REC_EVENT && ev.kind == FELIX_EV_PROCESS_EXITED) {
+            m->exit_known = ev.has_status;
+            m->exit_status = ev.status;
+            m->message = "the process exited here";
+        }
+        if (item == FELIX_REC_SAMPLE)
+            break;
+    }
+    if (p->have_prev && felix_delta_compute(p->d, p->s[p->cur ^ 1], p->s[p->cur]) == 0)
+        model_frame(m, p->d, p->s[p->cur], p->h->start_mono_ns, rec_name, rec_cpu, p, live_now());
+    p->have_prev = 1;
+    p->cur ^= 1;
+    return 0;
+}
+
+/* Go to sample n (shown as the frame ending there), refilling the history. */
+static int replay_goto(struct replay *p, struct top_model *m, int64_t n)
+{
+    if (!m->seekable)
+        return FELIX_ENOTSUP;
+    if (n < 1)
+        n = 1;
+    if ((uint64_t)n >= p->total)
+        n = (int64_t)p->total - 1;
+    int64_t from = n > 300 ? n - 300 : 0;
+    int rc = felix_rec_seek_sample(p->r, (uint64_t)from);
+    if (rc < 0)
+        return rc;
+    p->have_prev = 0;
+    m->hist_n = 0;
+    m->nrows = 0;
+    felix_delta_reset(p->d);
+    while (felix_rec_sample_number(p->r) < n)
+        if ((rc = replay_step(p, m)) < 0)
+            return rc;
+    return 0;
+}
+
+static int run_replay(const char *path)
+{
+    struct top_model m;
+    memset(&m, 0, sizeof m);
+    m.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    struct replay p;
+    memset(&p, 0, sizeof p);
+    int rc = felix_rec_reader_open_path(&p.r, path);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        return rc == FELIX_EVERSION ? EXIT_VERSION : rc == FELIX_EACCES ? EXIT_PERMISSION : EXIT_IO;
+    }
+    p.h = felix_rec_reader_header(p.r);
+    m.pid = p.h->pid;
+    snprintf(m.name, sizeof m.name, "%s", p.h->name);
+    snprintf(m.fex_version, sizeof m.fex_version, "%s", p.h->fex_version);
+    felix_app_type_name(p.h->app_type, m.app_type, sizeof m.app_type);
+    m.freq_hz = p.h->freq_hz;
+    m.ncpus = p.h->ncpus;
+    m.interval_ns = p.h->interval_ns;
+    m.replay = 1;
+    m.state = ST_REPLAY;
+    m.speed = 1;
+    felix_delta_new(&p.d, p.h->freq_hz, p.h->ncpus);
+    felix_snapshot_new(&p.s[0]);
+    felix_snapshot_new(&p.s[1]);
+    if (felix_rec_summary(p.r, &p.total, NULL) == 0 && p.total > 1) {
+        m.seekable = 1;
+        felix_snapshot *last;
+        felix_snapshot_new(&last);
+        if (felix_rec_seek_sample(p.r, p.total - 1) == 0 && felix_rec_next_sample(p.r, last) == 0)
+            m.total_s = (double)(felix_snapshot_get_info(last)->mono_ns - p.h->start_mono_ns) / 1e9;
+        felix_snapshot_free(last);
+        felix_rec_seek_sample(p.r, 0);
+    }
+    start_curses(&m);
+    int quit = 0, dirty = 1, status = EXIT_OK, at_end = 0;
+    const char *err = NULL;
+    char errbuf[512];
+    /* The baseline, then play. */
+    if ((rc = replay_step(&p, &m)) == 0)
+        rc = replay_step(&p, &m);
+    if (rc < 0 && rc != FELIX_EEOF) {
+        snprintf(errbuf, sizeof errbuf, "%s", felix_error_detail());
+        err = errbuf;
+    }
+    at_end = rc < 0;
+    int64_t base_wall = live_now();
+    double base_t = m.time_s;
+    while (!quit && !quit_signal) {
+        int64_t now = live_now();
+        /* The next sample is due when its time, scaled by the speed, comes. */
+        int64_t wait = -1;
+        if (!m.replay_paused && !at_end) {
+            double due_t = m.time_s + (m.interval_ns > 0 ? (double)m.interval_ns / 1e9 : 1.0);
+            int64_t due = base_wall + (int64_t)((due_t - base_t) / m.speed * 1e9);
+            if (now >= due) {
+                rc = replay_step(&p, &m);
+                if (rc < 0) {
+                    at_end = 1;
+                    if (rc != FELIX_EEOF) {
+                        snprintf(errbuf, sizeof errbuf, "%s", felix_error_detail());
+                        err = errbuf;
+                    } else {
+                        m.message = "end of the recording";
+                    }
+                }
+                dirty = 1;
+                continue;
+            }
+            wait = (due - now + 999999) / 1000000;
+        }
+        if (err)
+            m.message = err;
+        if (dirty) {
+            redraw(&m);
+            dirty = 0;
+        }
+        timeout(wait < 0 ? -1 : wait > INT_MAX ? INT_MAX : (int)wait);
+        int ch = getch();
+        if (ch == ERR)
+            continue;
+        dirty |= common_key(&m, ch, &quit);
+        int64_t n = felix_rec_sample_number(p.r), target = -1;
+        switch (ch) {
+        case ' ': m.replay_paused = !m.replay_paused; dirty = 1; break;
+        case ']': if (m.speed < 64) m.speed *= 2; dirty = 1; break;
+        case '[': if (m.speed > 0.25) m.speed /= 2; dirty = 1; break;
+        case KEY_RIGHT: /* one sample forward, then hold */
+            m.replay_paused = 1;
+            if (!at_end && replay_step(&p, &m) < 0)
+                at_end = 1;
+            dirty = 1;
+            break;
+        case KEY_LEFT: target = n - 1; m.replay_paused = 1; break;
+        case KEY_NPAGE:
+        case KEY_PPAGE: {
+            double per = m.interval_ns > 0 ? (double)m.interval_ns / 1e9 : 1.0;
+            int64_t step = (int64_t)(10.0 / per + 0.5);
+            target = ch == KEY_NPAGE ? n + step : n - step;
+            break;
+        }
+        case KEY_HOME: target = 1; break;
+        case KEY_END: target = (int64_t)p.total - 1; break;
+        default: break;
+        }
+        if (target >= 0) {
+            if (!m.seekable)
+                m.message = "this input cannot seek (standard input)";
+            else if (replay_goto(&p, &m, target) == 0)
+                at_end = felix_rec_sample_number(p.r) >= (int64_t)p.total - 1, m.message = NULL;
+            dirty = 1;
+        }
+        base_wall = live_now();
+        base_t = m.time_s;
+    }
+    restore_terminal();
+    if (err) {
+        tool_error(prog, "%s", err);
+        status = EXIT_IO;
+    }
+    if (quit_signal)
+        status = 128 + quit_signal;
+    felix_delta_free(p.d);
+    felix_snapshot_free(p.s[0]);
+    felix_snapshot_free(p.s[1]);
+    felix_rec_reader_close(p.r);
+    free(m.rows);
+    return status;
+}
+
+/* ---- the picker and --watch ---- */
+
+/* Choose a process in a list that follows processes as they come and go.
+ * With watch, take the first new one instead. Returns a PID or 0 to quit. */
+static pid_t pick(int watch)
+{
+    struct top_model m;
+    memset(&m, 0, sizeof m);
+    m.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    felix_proc_list *l;
+    if (felix_proc_list_new(&l) < 0)
+        return 0;
+    start_curses(&m);
+    felix_proc_list_scan(l, NULL);
+    size_t n0 = felix_proc_list_count(l), sel = 0;
+    pid_t *old = calloc(n0 + 1, sizeof *old), chosen = 0;
+    for (size_t i = 0; i < n0; i++)
+        old[i] = felix_proc_list_get(l, i)->pid;
+    const char *note = watch ? " waiting for a FEX process to start... (q quits)" : NULL;
+    while (!chosen && !quit_signal) {
+        felix_proc_list_scan(l, NULL);
+        size_t n = felix_proc_list_count(l);
+        if (watch) {
+            for (size_t i = 0; i < n && !chosen; i++) {
+                const felix_proc_entry *e = felix_proc_list_get(l, i);
+                int seen = 0;
+                for (size_t k = 0; k < n0; k++)
+                    seen |= old[k] == e->pid;
+                if (!seen && e->state == FELIX_PROC_LIVE)
+                    chosen = e->pid;
+            }
+            if (chosen)
+                break;
+        }
+        if (sel >= n && n)
+            sel = n - 1;
+        top_draw_picker(l, sel, m.utf8, m.color, note);
+        refresh();
+        timeout(250);
+        int ch = getch();
+        if (ch == 'q' || ch == 'Q')
+            break;
+        if ((ch == KEY_DOWN || ch == 'j') && sel + 1 < n)
+            sel++;
+        if ((ch == KEY_UP || ch == 'k') && sel > 0)
+            sel--;
+        if ((ch == '\n' || ch == '\r' || ch == KEY_ENTER) && n && !watch) {
+            const felix_proc_entry *e = felix_proc_list_get(l, sel);
+            if (e->state == FELIX_PROC_LIVE)
+                chosen = e->pid;
+            else
+                note = " that segment is stale: its process is gone";
+        }
+    }
+    restore_terminal();
+    free(old);
+    felix_proc_list_free(l);
+    return chosen;
+}
+
+/* --demo: start felix-sim (next to this binary, else on PATH). */
+static pid_t start_demo(void)
+{
+    char self[PATH_MAX], sim[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    snprintf(sim, sizeof sim, "felix-sim");
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(sim, sizeof sim, "%s/felix-sim", self);
+            if (access(sim, X_OK) != 0)
+                snprintf(sim, sizeof sim, "felix-sim");
+        }
+    }
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        execlp(sim, sim, "-t", "6", "-s", "steady", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[32] = {0};
+    ssize_t r = read(fds[0], line, sizeof line - 1);
+    close(fds[0]);
+    if (r <= 0 || atoi(line) != pid) {
+        tool_error(prog, "cannot start felix-sim (%s): is it installed next to felix-top?", sim);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+int main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    enum { OPT_DEMO = 256 };
+    static const struct option lo[] = {{"interval", 1, 0, 'i'}, {"record", 1, 0, 'r'}, {"watch", 0, 0, 'w'},
+                                       {"demo", 0, 0, OPT_DEMO}, {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
+                                       {0, 0, 0, 0}};
+    int64_t interval = 1000000000;
+    const char *record = NULL;
+    int watch = 0, demo = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":i:r:whV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (tool_parse_duration(optarg, 1000000, &interval) < 0 || interval < 1000000) {
+                tool_error(prog, "invalid interval '%s' (at least 1ms, e.g. 250ms, 1s)", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'r': record = optarg; break;
+        case 'w': watch = 1; break;
+        case OPT_DEMO: demo = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("felix-top %s\n", felix_version()); return 0;
+        default: return tool_bad_option(prog, c, argv);
+        }
+    }
+    if (optind + 1 < argc || (optind < argc && (watch || demo))) {
+        tool_error(prog, "give one PID or FILE, or --watch, or --demo");
+        return EXIT_USAGE;
+    }
+    if (!isatty(STDOUT_FILENO)) {
+        tool_error(prog, "standard output is not a terminal (for rows, use felix-csv)");
+        return EXIT_USAGE;
+    }
+    setup_signals();
+    const char *arg = optind < argc ? argv[optind] : NULL;
+    if (arg && (strspn(arg, "0123456789") != strlen(arg) || !*arg)) {
+        if (record) {
+            tool_error(prog, "--record is for live processes, not replays");
+            return EXIT_USAGE;
+        }
+        if (strcmp(arg, "-") == 0) { /* keys come from the terminal, data from stdin */
+            int data = dup(STDIN_FILENO);
+            int tty = open("/dev/tty", O_RDONLY);
+            if (data < 0 || tty < 0) {
+                tool_error(prog, "replaying standard input needs a terminal for keys (/dev/tty)");
+                return EXIT_USAGE;
+            }
+            dup2(tty, STDIN_FILENO);
+            close(tty);
+            char path[32];
+            snprintf(path, sizeof path, "/dev/fd/%d", data);
+            return run_replay(path);
+        }
+        return run_replay(arg);
+    }
+    pid_t pid = 0, child = 0;
+    if (demo) {
+        if ((child = start_demo()) < 0)
+            return EXIT_FAILURE_GENERIC;
+        pid = child;
+    } else if (arg) {
+        uint64_t v;
+        if (tool_parse_uint(arg, 1, 0x7fffffff, &v) < 0) {
+            tool_error(prog, "invalid PID '%s'", arg);
+            return EXIT_USAGE;
+        }
+        pid = (pid_t)v;
+    } else {
+        pid = pick(watch);
+        if (!pid)
+            return quit_signal ? 128 + quit_signal : EXIT_OK;
+    }
+    int status = run_live(pid, interval, record, child != 0);
+    if (child > 0) {
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
+    }
+    return status;
+}
