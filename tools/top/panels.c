@@ -95,19 +95,17 @@ static void status_bar(const struct top_model *m)
                         : m->view_paused      ? "PAUSED"
                         : m->replay           ? (m->replay_paused ? "REPLAY (paused)" : "REPLAY")
                                               : "LIVE";
-    /* The state first: it must survive a narrow terminal. */
-    snprintf(buf, sizeof buf, " felix-top %s | %s | %s | PID %d %s | %s | %s | Head %u Size %u%s%s%s",
-             felix_version(), state, iv, m->pid, m->name, m->fex_version, m->app_type, m->head, m->size,
-             m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", m->message ? " | " : "");
+    /* The state, the recording and any note first: they must survive a
+     * narrow terminal. */
+    snprintf(buf, sizeof buf, " felix-top %s | %s%s%s | %s | %s%sPID %d %s | %s | %s | Head %u Size %u",
+             felix_version(), state, m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", iv,
+             m->message ? m->message : "", m->message ? " | " : "", m->pid, m->name, m->fex_version, m->app_type,
+             m->head, m->size);
     attron(A_REVERSE);
     move(0, 0);
     for (int i = 0; i < COLS; i++)
         addch(' ');
     put(0, 0, buf, COLS);
-    if (m->message) {
-        int x = (int)strlen(buf);
-        put(0, x, m->message, COLS - x);
-    }
     attroff(A_REVERSE);
 }
 
@@ -115,7 +113,7 @@ static void progress_bar(const struct top_model *m, int y)
 {
     char left[64], right[64];
     int t = (int)m->time_s, T = (int)m->total_s;
-    snprintf(left, sizeof left, " %02d:%02d:%02d ", t / 3600, t / 60 % 60, t % 60);
+    snprintf(left, sizeof left, " %02d:%02d:%04.1f ", t / 3600, t / 60 % 60, m->time_s - (t / 60) * 60);
     snprintf(right, sizeof right, " %02d:%02d:%02d  %gx ", T / 3600, T / 60 % 60, T % 60, m->speed);
     int lw = (int)strlen(left), rw = (int)strlen(right);
     put(y, 0, left, lw);

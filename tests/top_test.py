@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""felix-top in a real terminal (tmux): panels, keys, replay, exit banner,
+terminal restore, picker, 80x24. Usage: top_test.py CASE."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP, SIM, REC = os.environ["FELIX_TOP"], os.environ["FELIX_SIM"], os.environ["FELIX_REC"]
+MAKEREC = os.environ["FELIX_MAKE_RECORDING"]
+TMP = tempfile.mkdtemp(prefix="felix-top-")
+SOCK = os.path.join(TMP, "tmux-0.sock")
+starts = 0
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("CHECK failed:", what, file=sys.stderr)
+        print(screen(), file=sys.stderr)
+
+
+def tmux(*args):
+    return subprocess.run(["tmux", "-S", SOCK] + list(args), capture_output=True, text=True).stdout
+
+
+def start(cmd, w=100, h=30, lang="C.UTF-8", extra_env=""):
+    """A fresh tmux server (its own socket) running cmd in a w x h terminal."""
+    global SOCK, starts
+    tmux("kill-server")
+    starts += 1
+    SOCK = os.path.join(TMP, "tmux-%d.sock" % starts)
+    shell = "cd %s; export LANG=%s LC_ALL=%s %s; %s; echo FELIX-TOP-EXIT=$?; sleep 60" % (TMP, lang, lang, extra_env, cmd)
+    tmux("new-session", "-d", "-s", "t", "-x", str(w), "-y", str(h), shell)
+
+
+def screen():
+    return tmux("capture-pane", "-p", "-t", "t")
+
+
+def keys(*k):
+    tmux("send-keys", "-t", "t", *k)
+
+
+def wait_for(pred, seconds=15, what=""):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        s = screen()
+        if pred(s):
+            return s
+        time.sleep(0.05)
+    check(False, "timed out waiting for " + what)
+    return screen()
+
+
+class Sim:
+    def __init__(self, *args):
+        self.p = subprocess.Popen([SIM] + list(args), stdout=subprocess.PIPE)
+        self.pid = int(self.p.stdout.readline())
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+        self.p.wait(timeout=20)
+
+
+def row_load(s, name):
+    m = re.search(r"\s(\d+)\s+%s\s+([\d.]+)%%" % re.escape(name), s)
+    return float(m.group(2)) if m else None
+
+
+def case_live_panels():
+    """The steady scenario's numbers show in the panels."""
+    sim = Sim("-t", "4")
+    start("%s -i 250ms %d" % (TOP, sim.pid))
+    s = wait_for(lambda s: "sim-worker-4" in s and "FEXAllocator" in s and re.search(r"-\d+s", s), what="panels")
+    check("LIVE" in s and "PID %d" % sim.pid in s, "status bar")
+    for k in range(1, 5):
+        load = row_load(s, "sim-worker-%d" % k)
+        want = (k % 10 + 1) * 5 + 2
+        check(load is not None and abs(load - want) <= 0.1 * want, "thread %d load %s vs %d" % (k, load, want))
+    check("JIT count" in s and "SIGBUS" in s and "soft-float" in s and "cache miss" in s, "aggregate counters")
+    check("3.0 MiB" in s, "FEXAllocator size")
+    keys("q")
+    sim.stop()
+
+
+def case_keys():
+    """Every documented key does what it says."""
+    sim = Sim("-t", "3")
+    start("%s -i 250ms %d" % (TOP, sim.pid))
+    wait_for(lambda s: "sim-worker-3" in s, what="threads")
+    keys("?")
+    wait_for(lambda s: "felix-top keys" in s, 5, "help overlay")
+    keys("?")
+    wait_for(lambda s: "felix-top keys" not in s, 5, "help closed")
+    keys("p")
+    wait_for(lambda s: "| PAUSED |" in s, 5, "paused")
+    keys("p")
+    wait_for(lambda s: "| LIVE |" in s, 5, "live again")
+    keys("+")
+    wait_for(lambda s: "| 500ms |" in s, 5, "interval 500ms")
+    keys("-")
+    wait_for(lambda s: "| 200ms |" in s, 5, "interval 200ms")
+    keys("-")
+    wait_for(lambda s: "| 100ms |" in s, 5, "interval 100ms")
+    keys("s")
+    wait_for(lambda s: "sort: blocks" in s, 5, "sort order")
+    keys("Down", "Enter")  # collapse the memory panel
+    wait_for(lambda s: "▸ Memory" in s and "FEXAllocator" not in s, 5, "memory collapsed")
+    keys("Right")  # Right expands it again
+    wait_for(lambda s: "▾ Memory" in s and "FEXAllocator" in s, 5, "memory expanded")
+    keys("k", "Enter")  # select the JIT panel, collapse it
+    wait_for(lambda s: "▸ JIT" in s and "sim-worker" not in s, 5, "JIT collapsed")
+    # A click on a panel's title (xterm mouse report) expands it again.
+    row = [i for i, l in enumerate(screen().splitlines()) if "▸ JIT" in l][0]
+    tmux("send-keys", "-t", "t", "-l", "\033[M %s%s" % (chr(32 + 5), chr(32 + row + 1)))
+    wait_for(lambda s: "▾ JIT" in s and "sim-worker" in s, 5, "JIT expanded by a click")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 5, "exit 0 after q")
+    sim.stop()
+
+
+def case_exit_banner():
+    """The PROCESS EXITED banner when the process ends; the data stays."""
+    sim = Sim("-t", "2", "-d", "2s", "--exit-status", "3")
+    start("%s -i 200ms %d" % (TOP, sim.pid))
+    wait_for(lambda s: "sim-worker-2" in s, what="threads")
+    s = wait_for(lambda s: "PROCESS EXITED" in s, 15, "the exit banner")
+    check("FEX load" in s, "the last data stays")
+    keys("q")
+    sim.stop()
+
+
+def case_terminal_restored():
+    """The terminal leaves the alternate screen after q and after SIGTERM."""
+    for how in ("q", "TERM"):
+        sim = Sim("-t", "2", "--no-mem")
+        start("%s -i 200ms %d" % (TOP, sim.pid))
+        wait_for(lambda s: "sim-worker-2" in s, what="threads")
+        check(tmux("display", "-p", "-t", "t", "#{alternate_on}").strip() == "1", "alternate screen while running")
+        if how == "q":
+            keys("q")
+        else:
+            pids = subprocess.run(["pgrep", "-f", "^%s -i 200ms %d" % (TOP, sim.pid)], capture_output=True, text=True).stdout.split()
+            for p in pids:
+                os.kill(int(p), signal.SIGTERM)
+        want = "FELIX-TOP-EXIT=0" if how == "q" else "FELIX-TOP-EXIT=143"
+        wait_for(lambda s: want in s, 10, "exit after " + how)
+        check(tmux("display", "-p", "-t", "t", "#{alternate_on}").strip() == "0", "terminal restored after " + how)
+        check(tmux("display", "-p", "-t", "t", "#{cursor_flag}").strip() == "1", "cursor visible after " + how)
+        sim.stop()
+
+
+def case_picker():
+    """The picker lists two felix-sim processes and attaches to the chosen one."""
+    a, b = Sim("-t", "1", "--no-mem"), Sim("-t", "1", "--no-mem")
+    start(TOP)
+    s = wait_for(lambda s: str(a.pid) in s and str(b.pid) in s, what="both processes")
+    lines = s.splitlines()
+    ia = [i for i, l in enumerate(lines) if l.strip().startswith(str(a.pid))]
+    ib = [i for i, l in enumerate(lines) if l.strip().startswith(str(b.pid))]
+    check(ia and ib, "each on its own row")
+    # The selection starts on the first row (screen line 2); other FEX
+    # processes may be listed too.
+    for _ in range(ib[0] - 2 if ib else 0):
+        keys("Down")
+    keys("Enter")
+    wait_for(lambda s: "PID %d" % b.pid in s, 10, "attached to the second")
+    keys("q")
+    a.stop()
+    b.stop()
+
+
+def case_replay():
+    """Replay: pause, step, seek ten seconds, speed, Home and End."""
+    path = os.path.join(TMP, "r.felix")
+    subprocess.run([MAKEREC, path, "600", "1000", "4"], check=True)  # 10 minutes at 1 s
+    start("%s %s" % (TOP, path))
+    wait_for(lambda s: "REPLAY" in s and "synth-4" in s, what="replay")
+    keys("Space")
+    wait_for(lambda s: "REPLAY (paused)" in s, 5, "paused")
+    keys("Home")
+    wait_for(lambda s: " 00:00:01.0 " in s, 5, "Home: the first frame")
+    keys("Right")
+    wait_for(lambda s: " 00:00:02.0 " in s, 5, "one sample forward")
+    keys("NPage")
+    wait_for(lambda s: " 00:00:12.0 " in s, 5, "ten seconds forward")
+    keys("Left")
+    wait_for(lambda s: " 00:00:11.0 " in s, 5, "one sample back")
+    keys("PPage")
+    wait_for(lambda s: " 00:00:01.0 " in s, 5, "ten seconds back")
+    keys("End")
+    wait_for(lambda s: " 00:09:59.0 " in s, 5, "End")
+    keys("]", "]")
+    wait_for(lambda s: re.search(r"\s4x\s*$", s.splitlines()[1]), 5, "speed 4x")
+    keys("[", "[", "[", "[")
+    wait_for(lambda s: re.search(r"\s0\.25x\s*$", s.splitlines()[1]), 5, "speed 0.25x")
+    s = screen()
+    load = row_load(s, "synth-4")
+    check(load is not None and abs(load - 20.0) < 0.5, "replayed load %s" % load)
+    keys("q")
+
+
+def case_small_terminal():
+    """At 80x24 every panel fits, nothing overlaps or wraps; ASCII without UTF-8."""
+    sim = Sim("-t", "8")
+    for lang, bar in (("C.UTF-8", "█"), ("C", "#")):
+        start("%s -i 250ms %d" % (TOP, sim.pid), w=80, h=24, lang=lang, extra_env="NO_COLOR=1")
+        s = wait_for(lambda s: "sim-worker-8" in s and "History" in s and re.search(r"-\d+s", s), what="panels at 80x24")
+        lines = s.splitlines()
+        check(len(lines) <= 24 and all(len(l) <= 80 for l in lines), "fits 80x24")
+        order = [next((i for i, l in enumerate(lines) if t in l), -1) for t in ("JIT  FEX load", "Memory", "History", "q quit")]
+        check(all(x >= 0 for x in order) and order == sorted(order), "panels in order: %s" % order)
+        check(all(sum(t in l for t in ("JIT  FEX", "Memory ", "History ")) <= 1 for l in lines), "no overlap")
+        check(bar in s, "bars drawn with %r" % bar)
+        if lang == "C":
+            check("█" not in s, "ASCII only without UTF-8")
+        keys("q")
+    sim.stop()
+
+
+def case_record_while_watching():
+    """-r records what is watched; the recording is finalized at exit."""
+    sim = Sim("-t", "2", "--no-mem", "-d", "2s")
+    out = os.path.join(TMP, "watch.felix")
+    start("%s -i 100ms -r %s %d" % (TOP, out, sim.pid))
+    s = wait_for(lambda s: "PROCESS EXITED" in s, 15, "exit banner")
+    check("REC" in s, "recording indicator")
+    keys("q")
+    sim.stop()
+    r = subprocess.run([os.environ["FELIX_CSV"], "-s", "-f", "jsonl", out], capture_output=True, text=True)
+    check(r.returncode == 0 and '"truncated":false' in r.stdout, "a complete recording: %s %s" % (r.stdout, r.stderr))
+
+
+CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}
+
+if __name__ == "__main__":
+    try:
+        for n in sys.argv[1:] or list(CASES):
+            before = failures
+            CASES[n]()
+            print(("ok: " if failures == before else "FAIL: ") + n, file=sys.stderr)
+    finally:
+        tmux("kill-server")
+    sys.exit(1 if failures else 0)
