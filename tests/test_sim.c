@@ -60,7 +60,7 @@ static void steady_rates_recovered(void)
     felix_snapshot_new(&b);
     felix_delta_new(&d, freq(), 0);
     REQUIRE(wait_threads(shm, a, 4));
-    t_sleep_ms(3000); /* the measurement window */
+    t_sleep_ms(5000); /* the measurement window */
     REQUIRE(felix_shm_snapshot(shm, b) == 0);
     REQUIRE(felix_delta_compute(d, a, b) == 0);
     const felix_frame *f = felix_delta_frame(d);
