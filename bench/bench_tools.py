@@ -70,7 +70,31 @@ for name, path in (("steady, 32 threads, 1 s, memory on", steady), ("churn, 100 
     print("bytes per thread-sample (%s): %.2f (%d bytes, %d thread-samples)" % (name, size / max(ts, 1), size, ts))
 print("felix-rec CPU at 1 s with memory sampling: %.4f%% of a core (%.3f s CPU over %.1f s)" % (100 * cpu / wall, cpu, wall))
 
-# 4. Jitter and drift at 10 ms.
+# 4. felix-top in a real terminal: CPU and peak RSS at 1 s and at 10 ms.
+TOP = os.environ.get("FELIX_TOP")
+if TOP:
+    sock = os.path.join(tmp, "tmux.sock")
+    for interval in ("1s", "10ms"):
+        s4, p4 = sim("-t", "8")
+        subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-x", "120", "-y", "40",
+                        "%s -i %s %d" % (TOP, interval, p4)], check=True)
+        time.sleep(1.0)
+        tpid = int(subprocess.run(["pgrep", "-f", "^%s -i %s" % (TOP, interval)], capture_output=True, text=True).stdout.split()[0])
+        hz = os.sysconf("SC_CLK_TCK")
+        def cpu():
+            f = open("/proc/%d/stat" % tpid).read().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / hz
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(SECS)
+        c1, t1 = cpu(), time.monotonic()
+        hwm = [l for l in open("/proc/%d/status" % tpid) if l.startswith("VmHWM")][0].split()[1]
+        subprocess.run(["tmux", "-S", sock, "kill-server"])
+        s4.terminate()
+        s4.wait()
+        print("felix-top at %s over %.0f s: CPU %.3f%% of a core, peak RSS %.1f MB" % (
+            interval, t1 - t0, 100 * (c1 - c0) / (t1 - t0), int(hwm) / 1024))
+
+# 5. Jitter and drift at 10 ms.
 s3, p3 = sim("-t", "8", "--no-mem")
 jit = os.path.join(tmp, "jitter.felix")
 r3 = rec(p3, jit, "10ms", SECS)
