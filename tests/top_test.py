@@ -238,6 +238,33 @@ def case_record_while_watching():
     check(r.returncode == 0 and '"truncated":false' in r.stdout, "a complete recording: %s %s" % (r.stdout, r.stderr))
 
 
+def case_demo_resize_stdin():
+    """--demo starts felix-sim and stops it at exit; resizing re-lays the screen;
+    a recording replays from standard input; SIGINT restores the terminal."""
+    start("%s --demo -i 250ms" % TOP)
+    s = wait_for(lambda s: "sim-worker-6" in s, what="the demo's threads")
+    pid = int(re.search(r"PID (\d+)", s).group(1))
+    check(os.path.exists("/dev/shm/fex-%d-stats" % pid), "the demo's segment")
+    tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
+    s = wait_for(lambda s: len(s.splitlines()[0]) <= 80 and "History" in s, 5, "a re-laid 80x24 screen")
+    check(all(len(l) <= 80 for l in s.splitlines()), "fits after resize")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 10, "exit")
+    end = time.monotonic() + 10
+    while os.path.exists("/dev/shm/fex-%d-stats" % pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    check(not os.path.exists("/dev/shm/fex-%d-stats" % pid), "the demo's felix-sim stopped with felix-top")
+    path = os.path.join(TMP, "stdin.felix")
+    subprocess.run([MAKEREC, path, "50", "100", "3"], check=True)
+    start("cat %s | %s -" % (path, TOP))
+    wait_for(lambda s: "REPLAY" in s and "synth-3" in s, 10, "a replay from standard input")
+    pids = subprocess.run(["pgrep", "-f", "^%s -$" % TOP], capture_output=True, text=True).stdout.split()
+    for p in pids:
+        os.kill(int(p), signal.SIGINT)
+    wait_for(lambda s: "FELIX-TOP-EXIT=130" in s, 10, "exit 130 after SIGINT")
+    check(tmux("display", "-p", "-t", "t", "#{alternate_on}").strip() == "0", "terminal restored after SIGINT")
+
+
 CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}
 
 if __name__ == "__main__":

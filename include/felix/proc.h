@@ -2,6 +2,8 @@
  * FEX processes: finding them through their statistics segments, their tree,
  * command lines, thread names and CPU times, liveness, PID reuse, and exit.
  * Everything here reads /proc and /dev/shm; nothing is written.
+ * Functions that take only a PID are thread safe; a list or a watch is used
+ * by one thread at a time.
  */
 #ifndef FELIX_PROC_H
 #define FELIX_PROC_H
@@ -46,7 +48,10 @@ void felix_proc_list_free(felix_proc_list *l);
  * by PID, stale ones last. Errors: FELIX_EIO, FELIX_ENOMEM.
  */
 int felix_proc_list_scan(felix_proc_list *l, const char *dir);
+/** Entries found by the last scan (0 for NULL). */
 size_t felix_proc_list_count(const felix_proc_list *l);
+/** Entry i in tree order, or NULL when out of range; valid until the next
+ *  scan or free. */
 const felix_proc_entry *felix_proc_list_get(const felix_proc_list *l, size_t i);
 
 /**
