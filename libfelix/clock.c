@@ -42,44 +42,40 @@ const char *felix_clock_source_name(int source)
     }
 }
 
+/* A counter reading and the CLOCK_MONOTONIC_RAW time it was taken at: the
+ * tightest of five brackets between two clock reads, so a preemption does
+ * not skew it. */
+static void bracket(int64_t *t, uint64_t *c)
+{
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 5; i++) {
+        int64_t a = fx_now_ns(CLOCK_MONOTONIC_RAW);
+        uint64_t v = felix_clock_ticks();
+        int64_t b = fx_now_ns(CLOCK_MONOTONIC_RAW);
+        if (b - a < best) {
+            best = b - a;
+            *t = a + (b - a) / 2;
+            *c = v;
+        }
+    }
+}
+
 int felix_clock_measure(uint64_t *out_hz, unsigned ms)
 {
     if (!out_hz || ms == 0 || ms > 1000)
         return fx_fail(FELIX_EINVAL, "felix_clock_measure: %u ms is outside 1..1000", ms);
     if (felix_clock_ticks() == 0)
         return fx_fail(FELIX_ENOTSUP, "this architecture has no cycle counter libfelix can read");
-    /* Bracket each counter read between two clock reads and keep the
-     * tightest bracket, so a preemption does not skew the figure. */
-    int64_t t0 = 0, t1 = 0;
-    uint64_t c0 = 0, c1 = 0;
-    int64_t best = INT64_MAX;
-    for (int i = 0; i < 5; i++) {
-        int64_t a = fx_now_ns(CLOCK_MONOTONIC_RAW);
-        uint64_t c = felix_clock_ticks();
-        int64_t b = fx_now_ns(CLOCK_MONOTONIC_RAW);
-        if (b - a < best) {
-            best = b - a;
-            t0 = a + (b - a) / 2;
-            c0 = c;
-        }
-    }
+    int64_t t0, t1;
+    uint64_t c0, c1;
+    bracket(&t0, &c0);
     int64_t end = t0 + (int64_t)ms * 1000000 - 100000;
     struct timespec nap = {0, (long)ms * 1000000 - 500000};
     if (nap.tv_nsec > 0)
         nanosleep(&nap, NULL);
     while (fx_now_ns(CLOCK_MONOTONIC_RAW) < end)
         ;
-    best = INT64_MAX;
-    for (int i = 0; i < 5; i++) {
-        int64_t a = fx_now_ns(CLOCK_MONOTONIC_RAW);
-        uint64_t c = felix_clock_ticks();
-        int64_t b = fx_now_ns(CLOCK_MONOTONIC_RAW);
-        if (b - a < best) {
-            best = b - a;
-            t1 = a + (b - a) / 2;
-            c1 = c;
-        }
-    }
+    bracket(&t1, &c1);
     if (t1 <= t0 || c1 <= c0)
         return fx_fail(FELIX_ENOTSUP, "the cycle counter does not advance");
     *out_hz = (uint64_t)((double)(c1 - c0) * 1e9 / (double)(t1 - t0) + 0.5);

@@ -1040,6 +1040,22 @@ static int ensure_index(felix_rec_reader *r)
     return rc;
 }
 
+/* The last chunk starting at or before key: a sample number, or (by_time)
+ * a time since the origin; chunk 0 when key is before them all. */
+static size_t find_chunk(const felix_rec_reader *r, int by_time, int64_t key)
+{
+    size_t lo = 0, hi = r->nchunks;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        int64_t at = by_time ? r->chunks[mid].first_t : (int64_t)r->chunks[mid].first_sample;
+        if (at <= key)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Go to chunk c; the next sample read is its key sample. */
 static int goto_chunk(felix_rec_reader *r, size_t c)
 {
@@ -1082,15 +1098,7 @@ int felix_rec_seek_sample(felix_rec_reader *r, uint64_t n)
     if (n >= r->total_samples || r->nchunks == 0)
         return fx_fail(FELIX_ERANGE, "sample %llu is past the end (%llu samples)", (unsigned long long)n,
                        (unsigned long long)r->total_samples);
-    size_t lo = 0, hi = r->nchunks; /* last chunk with first_sample <= n */
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (r->chunks[mid].first_sample <= n)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    if ((rc = goto_chunk(r, lo)) < 0)
+    if ((rc = goto_chunk(r, find_chunk(r, 0, (int64_t)n))) < 0)
         return rc;
     while (r->sample_no + 1 < (int64_t)n)
         if ((rc = felix_rec_next_sample(r, NULL)) < 0)
@@ -1105,15 +1113,7 @@ int felix_rec_seek_time(felix_rec_reader *r, int64_t t_ns)
         return rc;
     if (r->nchunks == 0)
         return fx_fail(FELIX_ERANGE, "the recording holds no samples");
-    size_t lo = 0, hi = r->nchunks;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (r->chunks[mid].first_t <= t_ns)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    if ((rc = goto_chunk(r, lo)) < 0)
+    if ((rc = goto_chunk(r, find_chunk(r, 1, t_ns))) < 0)
         return rc;
     for (;;) {
         if ((rc = felix_rec_next_sample(r, NULL)) < 0)

@@ -170,6 +170,21 @@ pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile
     return found;
 }
 
+int tool_grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*buf, n * elem);
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
 char *tool_fmt_u64(char *p, uint64_t v)
 {
     char tmp[24];

@@ -2,6 +2,7 @@
 #ifndef FELIX_TOOLS_COMMON_H
 #define FELIX_TOOLS_COMMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Exit statuses, documented in every tool's --help and man page. */
@@ -43,6 +44,9 @@ void tool_error(const char *prog, const char *fmt, ...) __attribute__((format(pr
  * regex (may be NULL), only those whose name or command line match.
  * Returns the PID, or a negative exit status after printing why. */
 pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile int *stop);
+
+/* Grow *buf (*cap elements of elem bytes) to hold need; 0 or -1. */
+int tool_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
 /* Format helpers for fast text output into a buffer: each appends to *p. */
 char *tool_fmt_u64(char *p, uint64_t v);

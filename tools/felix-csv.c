@@ -271,14 +271,8 @@ static struct tsum *sum_thread(struct summary *s, uint32_t tid)
             return &s->t[s->idx[h] - 1];
         h = (h + 1) & (s->icap - 1);
     }
-    if (s->nt == s->tcap) {
-        size_t cap = s->tcap ? s->tcap * 2 : 64;
-        struct tsum *t = realloc(s->t, cap * sizeof *t);
-        if (!t)
-            return NULL;
-        s->t = t;
-        s->tcap = cap;
-    }
+    if (tool_grow((void **)&s->t, &s->tcap, s->nt + 1, sizeof *s->t) < 0)
+        return NULL;
     struct tsum *x = &s->t[s->nt];
     memset(x, 0, sizeof *x);
     x->tid = tid;

@@ -120,14 +120,8 @@ static struct top_row *find_row(struct top_model *m, uint32_t tid, int create)
             return &m->rows[i];
     if (!create)
         return NULL;
-    if (m->nrows == m->rows_cap) {
-        size_t cap = m->rows_cap ? m->rows_cap * 2 : 64;
-        struct top_row *r = realloc(m->rows, cap * sizeof *r);
-        if (!r)
-            return NULL;
-        m->rows = r;
-        m->rows_cap = cap;
-    }
+    if (tool_grow((void **)&m->rows, &m->rows_cap, m->nrows + 1, sizeof *m->rows) < 0)
+        return NULL;
     struct top_row *r = &m->rows[m->nrows++];
     memset(r, 0, sizeof *r);
     r->tid = tid;
