@@ -342,7 +342,10 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
                 have_prev = 1;
                 cur ^= 1;
             }
-            next += m.interval_ns;
+            /* The first frame needs a second sample: take it soon. */
+            next += have_prev && m.have_frame && m.frame.interval_ns == 0 && m.interval_ns > 200000000
+                        ? 200000000
+                        : m.interval_ns;
             if (next < now) /* overran: skip ahead, keep the phase */
                 next += ((now - next) / m.interval_ns + 1) * m.interval_ns;
         }

@@ -60,7 +60,9 @@ int live_sample(live *l, felix_snapshot *snap, int *slow_out)
             return FELIX_ENOMEM;
         l->cap = cap;
     }
-    /* Names when a thread is first seen; names and CPU times when slow. */
+    /* Names when a thread is first seen, and again every tenth slow sample
+     * (threads rarely rename); CPU times at every slow sample. */
+    int renames = slow && l->slow_count++ % 10 == 0;
     l->ninfo = 0;
     for (uint32_t i = 0; i < si->nthreads; i++) {
         uint32_t tid = felix_snapshot_thread(snap, i)->tid;
@@ -69,7 +71,8 @@ int live_sample(live *l, felix_snapshot *snap, int *slow_out)
             continue;
         felix_rec_thread_info *x = &l->info[l->ninfo];
         x->tid = tid;
-        x->name = felix_proc_thread_name(l->pid, (pid_t)tid, l->names[l->ninfo], sizeof l->names[0]) == 0
+        x->name = (first || renames) &&
+                          felix_proc_thread_name(l->pid, (pid_t)tid, l->names[l->ninfo], sizeof l->names[0]) == 0
                       ? l->names[l->ninfo]
                       : NULL;
         x->has_cpu = slow && felix_proc_thread_cpu_ns(l->pid, (pid_t)tid, &x->cpu_ns) == 0;

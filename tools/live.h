@@ -12,6 +12,7 @@ typedef struct live {
     int64_t slow_ns;         /* memory, names and CPU times at most this often */
     int mem;                 /* sample memory regions */
     int64_t last_slow;
+    uint64_t slow_count;     /* slow samples taken */
     felix_snapshot *prev;    /* the last snapshot taken, for "first seen" */
     int have_prev;
     felix_rec_thread_info *info;
