@@ -171,6 +171,9 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     const double ticks_in_interval = (double)freq * f->interval_s;
     const double inv_t = f->interval_s > 0 ? 1.0 / f->interval_s : 0.0;
     const double inv_f = 1.0 / (double)freq;
+    double unit[FELIX_NCOUNTERS]; /* raw delta to seconds (times) or counts */
+    for (int k = 0; k < FELIX_NCOUNTERS; k++)
+        unit[k] = felix_counter_is_time(k) ? inv_f : 1.0;
     uint64_t live_abs[FELIX_NCOUNTERS] = {0};
     for (uint32_t i = 0; i < n; i++) {
         const felix_thread *c = felix_snapshot_thread(cur, i);
@@ -195,7 +198,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             uint64_t dk = c->c[k] - p->c[k];
             t->d[k] = dk;
             f->d[k] += dk;
-            t->value[k] = felix_counter_is_time(k) ? (double)dk * inv_f : (double)dk;
+            t->value[k] = (double)dk * unit[k];
             t->rate[k] = t->value[k] * inv_t;
         }
         double busy = (double)t->d[FELIX_C_JIT_TIME] + (double)t->d[FELIX_C_SIGNAL_TIME];
@@ -208,7 +211,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     sort_order(d, n);
 
     for (int k = 0; k < FELIX_NCOUNTERS; k++) {
-        f->value[k] = felix_counter_is_time(k) ? (double)f->d[k] * inv_f : (double)f->d[k];
+        f->value[k] = (double)f->d[k] * unit[k];
         f->rate[k] = f->value[k] * inv_t;
         f->cum[k] = d->cum_gone[k] + live_abs[k];
     }
