@@ -1028,15 +1028,21 @@ static int ensure_index(felix_rec_reader *r)
     if (r->index_state)
         return 0;
     int rc = 0;
-    if (load_index(r) < 0) {
-        int64_t keep = r->sample_no;
-        rc = scan_index(r);
-        r->sample_no = keep;
-        (void)keep;
-    }
+    int64_t keep = r->sample_no;
+    int scanned = load_index(r) < 0;
+    if (scanned)
+        rc = scan_index(r); /* reads to the end */
     r->index_state = 1;
     for (size_t i = 0; i < r->nregions; i++)
         r->region_ptrs[i] = r->regions[i];
+    if (rc == 0 && scanned) { /* back to where the caller was reading */
+        if (keep < 0 || r->nchunks == 0) {
+            rc = reposition(r, r->header_end);
+            r->sample_no = -1;
+        } else if ((uint64_t)keep + 1 < r->total_samples) {
+            rc = felix_rec_seek_sample(r, (uint64_t)keep + 1);
+        }
+    }
     return rc;
 }
 
@@ -1066,7 +1072,6 @@ static int goto_chunk(felix_rec_reader *r, size_t c)
 
 int felix_rec_summary(felix_rec_reader *r, uint64_t *out_samples, int64_t *out_last_chunk_ns)
 {
-    int64_t pos = r ? r->sample_no : -1;
     int rc = ensure_index(r);
     if (rc < 0)
         return rc;
@@ -1074,7 +1079,6 @@ int felix_rec_summary(felix_rec_reader *r, uint64_t *out_samples, int64_t *out_l
         *out_samples = r->total_samples;
     if (out_last_chunk_ns)
         *out_last_chunk_ns = r->nchunks ? r->chunks[r->nchunks - 1].first_t : 0;
-    (void)pos;
     return 0;
 }
 

@@ -239,7 +239,6 @@ static void jit_panel(struct top_model *m, int y, int h)
             bar(m, yy, 8 + 1 + 16 + 1 + 7, bw, r->load / 100.0, color(m, lvl));
         snprintf(line, sizeof line, " %s %10llu", share, (unsigned long long)r->jit_count);
         put(yy, COLS - 20 < 0 ? 0 : COLS - 20, line, 20);
-        (void)line;
     }
     counters(m, y + h - crow, crow);
 }
@@ -338,7 +337,7 @@ static void hist_panel(struct top_model *m, int y, int h)
     }
 }
 
-static void help_overlay(const struct top_model *m)
+static void help_overlay(void)
 {
     static const char *const lines[] = {
         "felix-top keys",
@@ -368,7 +367,6 @@ static void help_overlay(const struct top_model *m)
             put(y0 + i, x0 + 2, lines[i - 1], w - 4);
     }
     attroff(A_REVERSE);
-    (void)m;
 }
 
 static void banner(const struct top_model *m, int y)
@@ -430,7 +428,7 @@ void top_draw(struct top_model *m)
     put(LINES - 1, 0, hints, COLS);
     attroff(A_DIM);
     if (m->help)
-        help_overlay(m);
+        help_overlay();
 }
 
 void top_draw_picker(const felix_proc_list *l, size_t sel, int utf8, int colored, const char *note)
