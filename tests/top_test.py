@@ -265,6 +265,19 @@ def case_demo_resize_stdin():
     check(tmux("display", "-p", "-t", "t", "#{alternate_on}").strip() == "0", "terminal restored after SIGINT")
 
 
+def case_exit_statuses():
+    """Bad input: one line naming the thing, the documented status, the terminal untouched."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for arg, status, text in ((str(dead.pid), 3, "no process with PID"), (str(os.getpid()), 4, "no FEX statistics"),
+                              ("/nonexistent.felix", 7, "/nonexistent.felix"), ("--bogus", 2, "unknown option")):
+        start("%s %s" % (TOP, arg))
+        s = wait_for(lambda s: "FELIX-TOP-EXIT=" in s, 10, "exit for " + arg)
+        check("FELIX-TOP-EXIT=%d" % status in s, "%s: status %d" % (arg, status))
+        lines = [l for l in s.splitlines() if l.strip() and "FELIX-TOP-EXIT" not in l]
+        check(len(lines) == 1 and text in lines[0], "%s: one line: %r" % (arg, lines))
+
+
 CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}
 
 if __name__ == "__main__":

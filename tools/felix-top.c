@@ -324,7 +324,14 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
     while (!quit && !quit_signal) {
         int64_t now = live_now();
         if (m.state != ST_EXITED && now >= next) {
-            if ((rc = live_sample(&lv, s[cur], NULL)) == 0) {
+            static char why[256];
+            if ((rc = live_sample(&lv, s[cur], NULL)) < 0) { /* say why the numbers stopped */
+                snprintf(why, sizeof why, "%s", felix_error_detail());
+                m.message = why;
+                dirty = 1;
+            } else {
+                if (m.message == why)
+                    m.message = NULL;
                 if (w && felix_rec_write_sample(w, s[cur], lv.info, lv.ninfo) < 0) {
                     m.message = "recording stopped: write error";
                     felix_rec_writer_close(w, "I/O error");
