@@ -177,6 +177,16 @@ def case_picker():
     b.stop()
 
 
+def case_watch():
+    """--watch waits, then attaches to the next FEX process that starts."""
+    start("%s --watch -i 250ms" % TOP)
+    wait_for(lambda s: "waiting for a FEX process" in s, 10, "the waiting screen")
+    sim = Sim("-t", "2", "--no-mem")
+    wait_for(lambda s: "PID %d" % sim.pid in s and "sim-worker-2" in s, 10, "attached to the new process")
+    keys("q")
+    sim.stop()
+
+
 def case_replay():
     """Replay: pause, step, seek ten seconds, speed, Home and End."""
     path = os.path.join(TMP, "r.felix")
@@ -271,7 +281,7 @@ def case_exit_statuses():
     dead.wait()
     for arg, status, text in ((str(dead.pid), 3, "no process with PID"), (str(os.getpid()), 4, "no FEX statistics"),
                               ("/nonexistent.felix", 7, "/nonexistent.felix"), ("--bogus", 2, "unknown option")):
-        start("%s %s" % (TOP, arg))
+        start("%s %s" % (TOP, arg), w=250)  # wide enough that the line does not wrap
         s = wait_for(lambda s: "FELIX-TOP-EXIT=" in s, 10, "exit for " + arg)
         check("FELIX-TOP-EXIT=%d" % status in s, "%s: status %d" % (arg, status))
         lines = [l for l in s.splitlines() if l.strip() and "FELIX-TOP-EXIT" not in l]
