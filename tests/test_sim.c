@@ -47,30 +47,62 @@ static unsigned worker_k(pid_t pid, uint32_t tid)
     return strncmp(name, "sim-worker-", 11) == 0 ? (unsigned)atoi(name + 11) : 0;
 }
 
-static void steady_rates_recovered(void)
-{
-    static const char *args[] = {"-t", "4", "-s", "steady", NULL};
-    pid_t pid = sim_start(args);
-    REQUIRE(pid > 0);
+/* felix-sim attached: two snapshots and a delta context. */
+struct watch {
+    pid_t pid;
     felix_shm *shm;
     felix_snapshot *a, *b;
     felix_delta *d;
-    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
-    felix_snapshot_new(&a);
-    felix_snapshot_new(&b);
-    felix_delta_new(&d, freq(), 0);
-    REQUIRE(wait_threads(shm, a, 4));
-    t_sleep_ms(5000); /* the measurement window */
-    REQUIRE(felix_shm_snapshot(shm, b) == 0);
-    REQUIRE(felix_delta_compute(d, a, b) == 0);
-    const felix_frame *f = felix_delta_frame(d);
+};
+
+/* Start felix-sim with args, attach, and take snapshot a once it lists n
+ * threads. 0 on success. */
+static int watch_start(struct watch *w, const char *const *args, uint32_t n)
+{
+    memset(w, 0, sizeof *w);
+    w->pid = sim_start(args);
+    if (w->pid <= 0 || felix_shm_open_pid(&w->shm, w->pid, 0) < 0)
+        return -1;
+    felix_snapshot_new(&w->a);
+    felix_snapshot_new(&w->b);
+    felix_delta_new(&w->d, freq(), 0);
+    return wait_threads(w->shm, w->a, n) ? 0 : -1;
+}
+
+/* Snapshot b after ms, and the frame from a to b. */
+static const felix_frame *watch_frame(struct watch *w, int ms)
+{
+    t_sleep_ms(ms);
+    if (felix_shm_snapshot(w->shm, w->b) < 0 || felix_delta_compute(w->d, w->a, w->b) < 0)
+        return NULL;
+    return felix_delta_frame(w->d);
+}
+
+/* Stop felix-sim and free; returns its wait status. */
+static int watch_stop(struct watch *w)
+{
+    int st = w->pid > 0 ? sim_stop(w->pid) : -1;
+    felix_snapshot_free(w->a);
+    felix_snapshot_free(w->b);
+    felix_delta_free(w->d);
+    felix_shm_close(w->shm);
+    return st;
+}
+
+static void steady_rates_recovered(void)
+{
+    static const char *args[] = {"-t", "4", "-s", "steady", NULL};
+    struct watch w;
+    REQUIRE(watch_start(&w, args, 4) == 0);
+    const felix_frame *f = watch_frame(&w, 5000); /* the measurement window */
+    REQUIRE(f);
     double T = f->interval_s;
     CHECK_EQ(f->nthreads, 4);
     CHECK_EQ(f->nstarted, 0);
     double busy = 0;
     for (size_t i = 0; i < f->nthreads; i++) {
-        const felix_thread_delta *t = felix_delta_thread(d, i);
-        unsigned k = worker_k(pid, t->tid);
+        const felix_thread_delta *t = felix_delta_thread(w.d, i);
+        unsigned k = worker_k(w.pid, t->tid);
         REQUIRE(k >= 1 && k <= 4);
         double jit = (k % 10 + 1) * 0.05;
         busy += jit + 0.02;
@@ -85,82 +117,51 @@ static void steady_rates_recovered(void)
         CHECK(rate_ok(t->rate[FELIX_C_SOFTFLOAT], 1000.0 * k, T));
         CHECK(rate_ok(t->rate[FELIX_C_CACHE_MISS], 50.0 * k, T));
         if (i > 0)
-            CHECK(felix_delta_thread(d, i - 1)->load_pct >= t->load_pct);
+            CHECK(felix_delta_thread(w.d, i - 1)->load_pct >= t->load_pct);
     }
     unsigned par = f->ncpus < 4 ? f->ncpus : 4;
     CHECK_NEAR(f->load_pct, busy / par * 100, 0.05);
     CHECK(rate_ok(f->rate[FELIX_C_JIT_COUNT], 1000.0, T));
     CHECK_EQ(f->flags, 0);
-    const felix_shm_info *si = felix_shm_get_info(shm);
+    const felix_shm_info *si = felix_shm_get_info(w.shm);
     CHECK_EQ(si->slot_size, 80);
     CHECK(strcmp(si->app_type_name, "Linux64") == 0);
     CHECK(strcmp(si->fex_version, "FEX-2610-felix-sim") == 0);
-    CHECK_EQ(WEXITSTATUS(sim_stop(pid)), 0);
-    felix_snapshot_free(a);
-    felix_snapshot_free(b);
-    felix_delta_free(d);
-    felix_shm_close(shm);
+    CHECK_EQ(WEXITSTATUS(watch_stop(&w)), 0);
 }
 
 static void warmup_then_quiet(void)
 {
     static const char *args[] = {"-t", "2", "-s", "warmup", NULL};
     int64_t t0 = t_now_ns();
-    pid_t pid = sim_start(args);
-    REQUIRE(pid > 0);
-    felix_shm *shm;
-    felix_snapshot *a, *b;
-    felix_delta *d;
-    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
-    felix_snapshot_new(&a);
-    felix_snapshot_new(&b);
-    felix_delta_new(&d, freq(), 0);
-    REQUIRE(wait_threads(shm, a, 2));
-    t_sleep_ms(1000);
-    felix_shm_snapshot(shm, b);
-    felix_delta_compute(d, a, b);
-    CHECK(felix_delta_frame(d)->load_pct > 80);
-    CHECK(felix_delta_frame(d)->rate[FELIX_C_JIT_COUNT] > 4000);
+    struct watch w;
+    REQUIRE(watch_start(&w, args, 2) == 0);
+    const felix_frame *f = watch_frame(&w, 1000);
+    REQUIRE(f);
+    CHECK(f->load_pct > 80);
+    CHECK(f->rate[FELIX_C_JIT_COUNT] > 4000);
     /* Past the 3 s burst (measured from before the start). */
     while (t_now_ns() - t0 < 3300000000LL)
         t_sleep_ms(20);
-    felix_shm_snapshot(shm, a);
-    t_sleep_ms(1000);
-    felix_shm_snapshot(shm, b);
-    felix_delta_compute(d, a, b);
-    CHECK(felix_delta_frame(d)->load_pct < 5);
-    CHECK(felix_delta_frame(d)->rate[FELIX_C_JIT_COUNT] < 10);
-    sim_stop(pid);
-    felix_snapshot_free(a);
-    felix_snapshot_free(b);
-    felix_delta_free(d);
-    felix_shm_close(shm);
+    felix_shm_snapshot(w.shm, w.a);
+    f = watch_frame(&w, 1000);
+    REQUIRE(f);
+    CHECK(f->load_pct < 5);
+    CHECK(f->rate[FELIX_C_JIT_COUNT] < 10);
+    watch_stop(&w);
 }
 
 static void storm_raises_flags(void)
 {
     static const char *args[] = {"-t", "1", "-s", "storm", NULL};
-    pid_t pid = sim_start(args);
-    REQUIRE(pid > 0);
-    felix_shm *shm;
-    felix_snapshot *a, *b;
-    felix_delta *d;
-    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
-    felix_snapshot_new(&a);
-    felix_snapshot_new(&b);
-    felix_delta_new(&d, freq(), 0);
-    REQUIRE(wait_threads(shm, a, 1));
-    t_sleep_ms(500);
-    felix_shm_snapshot(shm, b);
-    felix_delta_compute(d, a, b);
+    struct watch w;
+    REQUIRE(watch_start(&w, args, 1) == 0);
+    const felix_frame *f = watch_frame(&w, 500);
+    REQUIRE(f);
     unsigned want = FELIX_FLAG_HIGH_SMC | FELIX_FLAG_HIGH_SIGBUS | FELIX_FLAG_HIGH_SOFTFLOAT;
-    CHECK_EQ(felix_delta_frame(d)->flags & want, want);
-    CHECK(!(felix_delta_frame(d)->flags & FELIX_FLAG_HIGH_JIT));
-    sim_stop(pid);
-    felix_snapshot_free(a);
-    felix_snapshot_free(b);
-    felix_delta_free(d);
-    felix_shm_close(shm);
+    CHECK_EQ(f->flags & want, want);
+    CHECK(!(f->flags & FELIX_FLAG_HIGH_JIT));
+    watch_stop(&w);
 }
 
 /* Churn sampled every 1 ms: threads come and go, slots and TIDs are reused,
