@@ -193,6 +193,50 @@ static inline void fx_deltas_swap(fx_deltas *x)
     x->next_has = h;
 }
 
+/*
+ * Each thread's name and last CPU time, double-buffered like fx_deltas:
+ * "cur" is aligned to the previous sample's threads, "next" is filled for
+ * the sample being coded; swapped after each sample.
+ */
+struct thread_extra {
+    char name[FX_NAME_LEN];
+    int has_cpu;
+    uint64_t cpu;
+};
+
+typedef struct fx_extras {
+    struct thread_extra *cur, *next;
+    size_t cap;
+} fx_extras;
+
+static inline int fx_grow_extras(fx_extras *x, size_t n)
+{
+    if (n <= x->cap)
+        return 0;
+    struct thread_extra *a = realloc(x->cur, n * sizeof *a), *b;
+    if (a)
+        x->cur = a;
+    b = realloc(x->next, n * sizeof *b);
+    if (b)
+        x->next = b;
+    if (!a || !b)
+        return fx_fail(FELIX_ENOMEM, "out of memory for thread names");
+    x->cap = n;
+    return 0;
+}
+
+static inline void fx_extras_swap(fx_extras *x)
+{
+    struct thread_extra *t = x->cur;
+    x->cur = x->next;
+    x->next = t;
+}
+
+static inline void fx_extras_free(fx_extras *x)
+{
+    free(x->cur), free(x->next);
+}
+
 static inline void fx_deltas_free(fx_deltas *x)
 {
     free(x->d), free(x->next), free(x->has), free(x->next_has);

@@ -5,7 +5,7 @@
  *  - in[in_pos..in_len) holds compressed bytes not yet decompressed; in[0] is
  *    at file offset in_off.
  *  - prev is the last sample read (the base for delta-coded words) with
- *    ex[] aligned to its threads; in_chunk says it belongs to the chunk being
+ *    ex (names, CPU times) aligned to its threads; in_chunk says it belongs to the chunk being
  *    read. Memory does not depend on the recording's length: only on the
  *    largest item and the thread count (and, once seeking, the chunk index).
  */
@@ -33,12 +33,6 @@ struct tok {
     uint64_t u;                /* value, count, or bool */
     const unsigned char *s;    /* strings */
     size_t slen;
-};
-
-struct thread_extra {
-    char name[FX_NAME_LEN];
-    int has_cpu;
-    uint64_t cpu;
 };
 
 struct chunk {
@@ -80,8 +74,7 @@ struct felix_rec_reader {
     unsigned slot, nwords;
     felix_snapshot *prev, *cur, *pending;
     int in_chunk, have_prev, have_pending;
-    struct thread_extra *ex, *ex_next;
-    size_t ex_cap;
+    fx_extras ex;               /* names and CPU times, aligned to prev */
     uint64_t *wbuf;
     fx_deltas dl;              /* last word deltas, aligned to prev */
     int64_t key_wall, key_t;
@@ -459,22 +452,6 @@ static int parse_header(felix_rec_reader *r)
     return 0;
 }
 
-static int grow_ex(felix_rec_reader *r, size_t n)
-{
-    if (n <= r->ex_cap)
-        return 0;
-    struct thread_extra *a = realloc(r->ex, n * sizeof *a), *b;
-    if (a)
-        r->ex = a;
-    b = realloc(r->ex_next, n * sizeof *b);
-    if (b)
-        r->ex_next = b;
-    if (!a || !b)
-        return fx_fail(FELIX_ENOMEM, "out of memory for thread names");
-    r->ex_cap = n;
-    return 0;
-}
-
 static int bad_item(felix_rec_reader *r, const char *what)
 {
     return fx_fail(FELIX_ECORRUPT, "recording corrupt: %s in sample %lld (in the frame starting at byte %llu)", what,
@@ -554,16 +531,16 @@ static int parse_sample(felix_rec_reader *r)
         j = end;
     }
     size_t n = felix_snapshot_get_info(s)->nthreads;
-    if ((rc = grow_ex(r, n ? n : 1)) < 0)
+    if ((rc = fx_grow_extras(&r->ex, n ? n : 1)) < 0)
         return rc;
     for (size_t x = 0; x < n; x++) { /* names and CPU carry over */
         long pj = r->have_prev ? felix_snapshot_index(r->prev, felix_snapshot_thread(s, x)->tid) : -1;
         if (pj >= 0)
-            r->ex_next[x] = r->ex[pj];
+            r->ex.next[x] = r->ex.cur[pj];
         else
-            memset(&r->ex_next[x], 0, sizeof r->ex_next[x]);
+            memset(&r->ex.next[x], 0, sizeof r->ex.next[x]);
         if (!delta || pj < 0)
-            r->ex_next[x].has_cpu = 0;
+            r->ex.next[x].has_cpu = 0;
     }
     if (at[4] && r->tok[at[4]].type == T_ARR) {
         size_t q = at[4] + 1;
@@ -572,7 +549,7 @@ static int parse_sample(felix_rec_reader *r)
             long x;
             if (r->tok[q].type == T_ARR && r->tok[q].u == 2 && tok_uint(r, q + 1, &tid) == 0 &&
                 (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0)
-                tok_str(r, q + 2, r->ex_next[x].name, FX_NAME_LEN);
+                tok_str(r, q + 2, r->ex.next[x].name, FX_NAME_LEN);
             q = skip(r, q);
         }
     }
@@ -583,7 +560,7 @@ static int parse_sample(felix_rec_reader *r)
             long x;
             if (r->tok[q].type == T_ARR && r->tok[q].u == 2 && tok_uint(r, q + 1, &tid) == 0 &&
                 tok_word(r, q + 2, &v) == 0 && (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0) {
-                struct thread_extra *ex = &r->ex_next[x];
+                struct thread_extra *ex = &r->ex.next[x];
                 ex->cpu = ex->has_cpu ? ex->cpu + v : v;
                 ex->has_cpu = 1;
             }
@@ -635,9 +612,7 @@ static int parse_sample(felix_rec_reader *r)
     /* cur becomes prev. */
     r->cur = r->prev;
     r->prev = s;
-    struct thread_extra *tmp = r->ex;
-    r->ex = r->ex_next;
-    r->ex_next = tmp;
+    fx_extras_swap(&r->ex);
     fx_deltas_swap(&r->dl);
     r->have_prev = 1;
     r->in_chunk = 1;
@@ -760,8 +735,7 @@ void felix_rec_reader_close(felix_rec_reader *r)
     felix_snapshot_free(r->prev);
     felix_snapshot_free(r->cur);
     felix_snapshot_free(r->pending);
-    free(r->ex);
-    free(r->ex_next);
+    fx_extras_free(&r->ex);
     free(r->wbuf);
     fx_deltas_free(&r->dl);
     free(r->chunks);
@@ -776,15 +750,15 @@ uint64_t felix_rec_offset(const felix_rec_reader *r) { return r ? r->in_off + r-
 const char *felix_rec_thread_name(const felix_rec_reader *r, uint32_t tid)
 {
     long i = r && r->have_prev ? felix_snapshot_index(r->prev, tid) : -1;
-    return i >= 0 && r->ex[i].name[0] ? r->ex[i].name : NULL;
+    return i >= 0 && r->ex.cur[i].name[0] ? r->ex.cur[i].name : NULL;
 }
 
 int felix_rec_thread_cpu_ns(const felix_rec_reader *r, uint32_t tid, uint64_t *out)
 {
     long i = r && r->have_prev ? felix_snapshot_index(r->prev, tid) : -1;
-    if (i < 0 || !r->ex[i].has_cpu || !out)
+    if (i < 0 || !r->ex.cur[i].has_cpu || !out)
         return FELIX_EINVAL;
-    *out = r->ex[i].cpu;
+    *out = r->ex.cur[i].cpu;
     return 0;
 }
 

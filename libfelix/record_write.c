@@ -29,12 +29,6 @@ struct chunk_entry {
     uint64_t csize, dsize;
 };
 
-struct thread_extra {
-    char name[FX_NAME_LEN];
-    int has_cpu;
-    uint64_t cpu;
-};
-
 struct felix_rec_writer {
     felix_rec_header hdr;
     felix_rec_options opt;
@@ -51,8 +45,7 @@ struct felix_rec_writer {
     uint64_t header_csize, header_dsize;
     felix_snapshot *prev;
     int have_prev, in_chunk;
-    struct thread_extra *ex, *ex_next;
-    size_t ex_cap;
+    fx_extras ex;               /* names and CPU times, aligned to prev */
     fx_deltas dl;               /* each thread's last word deltas, for second order */
     unsigned char *changed;     /* per thread: name to write */
     size_t changed_cap;
@@ -318,24 +311,16 @@ static int prepare_extras(felix_rec_writer *w, const felix_snapshot *snap,
                           unsigned char *changed)
 {
     size_t n = felix_snapshot_get_info(snap)->nthreads;
-    if (n > w->ex_cap) {
-        struct thread_extra *a = realloc(w->ex, n * sizeof *a), *b;
-        if (a)
-            w->ex = a;
-        b = realloc(w->ex_next, n * sizeof *b);
-        if (b)
-            w->ex_next = b;
-        if (!a || !b)
-            return fx_fail(FELIX_ENOMEM, "out of memory for thread names");
-        w->ex_cap = n;
-    }
+    int rc = fx_grow_extras(&w->ex, n);
+    if (rc < 0)
+        return rc;
     *nnames = *ncpu = 0;
     for (size_t i = 0; i < n; i++) {
         const felix_thread *t = felix_snapshot_thread(snap, i);
         long j = w->have_prev ? felix_snapshot_index(w->prev, t->tid) : -1;
-        struct thread_extra *x = &w->ex_next[i];
+        struct thread_extra *x = &w->ex.next[i];
         if (j >= 0)
-            *x = w->ex[j];
+            *x = w->ex.cur[j];
         else
             memset(x, 0, sizeof *x);
         changed[i] = 0;
@@ -344,7 +329,7 @@ static int prepare_extras(felix_rec_writer *w, const felix_snapshot *snap,
         long i = felix_snapshot_index(snap, info[k].tid);
         if (i < 0)
             continue;
-        struct thread_extra *x = &w->ex_next[i];
+        struct thread_extra *x = &w->ex.next[i];
         if (info[k].name && strncmp(x->name, info[k].name, FX_NAME_LEN - 1) != 0) {
             snprintf(x->name, sizeof x->name, "%s", info[k].name);
             changed[i] = 1;
@@ -428,8 +413,8 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     if (key) { /* names and CPU times are restated in key samples */
         nnames = ncpu = 0;
         for (size_t i = 0; i < n; i++) {
-            nnames += (changed[i] = w->ex_next[i].name[0] != 0);
-            ncpu += w->ex_next[i].has_cpu != 0;
+            nnames += (changed[i] = w->ex.next[i].name[0] != 0);
+            ncpu += w->ex.next[i].has_cpu != 0;
         }
     }
     fx_buf *b = &w->item;
@@ -471,21 +456,21 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
             if (changed[i]) {
                 enc_arr(b, 2);
                 enc_uint(b, felix_snapshot_thread(snap, i)->tid);
-                enc_str(b, w->ex_next[i].name);
+                enc_str(b, w->ex.next[i].name);
             }
     }
     if (ncpu) {
         enc_uint(b, 5), enc_arr(b, ncpu);
         for (size_t i = 0; i < n; i++) {
-            struct thread_extra *x = &w->ex_next[i];
+            struct thread_extra *x = &w->ex.next[i];
             if (!(key ? x->has_cpu != 0 : x->has_cpu == 2))
                 continue;
             uint32_t tid = felix_snapshot_thread(snap, i)->tid;
             long j = key ? -1 : felix_snapshot_index(w->prev, tid);
             enc_arr(b, 2);
             enc_uint(b, tid);
-            if (j >= 0 && w->ex[j].has_cpu)
-                enc_int(b, (int64_t)(x->cpu - w->ex[j].cpu));
+            if (j >= 0 && w->ex.cur[j].has_cpu)
+                enc_int(b, (int64_t)(x->cpu - w->ex.cur[j].cpu));
             else
                 enc_uint(b, x->cpu);
             x->has_cpu = 1;
@@ -522,9 +507,7 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     /* The sample is in the file; remember it. */
     if ((rc = felix_snapshot_copy(w->prev, snap)) < 0)
         return w->failed = rc;
-    struct thread_extra *tmp = w->ex;
-    w->ex = w->ex_next;
-    w->ex_next = tmp;
+    fx_extras_swap(&w->ex);
     fx_deltas_swap(&w->dl);
     w->have_prev = 1;
     w->in_chunk = 1;
@@ -623,8 +606,7 @@ int felix_rec_writer_close(felix_rec_writer *w, const char *reason)
     free(w->item.p);
     free(w->obuf);
     free(w->chunks);
-    free(w->ex);
-    free(w->ex_next);
+    fx_extras_free(&w->ex);
     free(w->wbuf);
     free(w->pbuf);
     free(w->changed);
