@@ -35,6 +35,7 @@ const char *felix_strerror(int code)
     case FELIX_ENOSPC: return "no space left on device";
     case FELIX_EPIPE: return "output closed by its reader";
     case FELIX_ERANGE: return "value out of range";
+    case FELIX_ERESTART: return "statistics being (re)created (process starting or exec'd); try again";
     default: return "unknown error";
     }
 }

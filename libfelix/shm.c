@@ -2,16 +2,20 @@
  * Attaching to a statistics segment and walking its thread list.
  *
  * Invariants:
- *  - map is a read-only MAP_SHARED mapping of map_len bytes, and map_len never
- *    exceeds the object's size as fstat reported it at the last refresh, so no
- *    page past end-of-file is touched (that would raise SIGBUS). Every
- *    snapshot refreshes first. FEX never shrinks the object; only a hostile
- *    writer shrinking it between our fstat and our copy could still fault.
+ *  - Nothing is mapped. The object is read with pread() into buf, which
+ *    mirrors the object's first `readable` bytes at their own offsets; block
+ *    b (4 KiB) of buf holds this snapshot's data when blk_gen[b] == rgen. A
+ *    truncation under us makes pread return short: an error code, never a
+ *    signal.
  *  - Every offset taken from the segment is checked before use: at or after
- *    byte 64, on a slot boundary, and with the whole slot inside map_len.
+ *    byte 64, on a slot boundary, and with the whole slot inside `readable`
+ *    (the real size from the fstat of this snapshot, capped at 16 MiB).
  *  - The walk marks each visited slot with a generation number, so a cycle
  *    ends at the first revisit, and the walk can never take more steps than
  *    there are slots.
+ *  - image counts the process images seen: it moves on when a good snapshot
+ *    follows a restart window, the object shrank, or its identity (FEX
+ *    version, app type, slot size) changed.
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -22,25 +26,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "FEX's statistics are little-endian; libfelix supports little-endian hosts"
 #endif
 
+/* The segment's layout (fex-shm.md): header fields and slot fields. */
+enum {
+    HDR_VERSION = 0,     /* u8 */
+    HDR_APP_TYPE = 1,    /* u8 */
+    HDR_TSS = 2,         /* u16 ThreadStatsSize */
+    HDR_FEX_VERSION = 4, /* char[48] */
+    HDR_FEX_VERSION_LEN = 48,
+    HDR_HEAD = 52,       /* u32 */
+    HDR_SIZE = 56,       /* u32 */
+    SLOT_NEXT = 0,       /* u32 */
+    SLOT_TID = 4,        /* u32 */
+    SLOT_WORDS = 8       /* the counters, u64 each */
+};
+
+#define BLOCK 4096u
 
 struct felix_shm {
     felix_shm_info info;
     int fd;
-    const unsigned char *map;
-    size_t map_len;
-    uint32_t *gens;     /* per-slot visit generation */
+    int live;             /* a live process's segment: restart semantics */
+    unsigned char *buf;   /* the object's bytes, at their offsets */
+    size_t buf_cap;
+    uint32_t *blk_gen;    /* per block: the read generation it was filled in */
+    size_t nblk_cap;
+    uint32_t rgen;        /* this snapshot's read generation */
+    size_t readable;      /* bytes readable this snapshot */
+    size_t blocks_read;   /* blocks read this snapshot (run length hint) */
+    uint32_t *gens;       /* per-slot visit generation */
     size_t gens_cap;
     uint32_t gen;
-    uint64_t *slotbuf;  /* one slot's words */
-    size_t slotbuf_cap;
+    /* lifecycle */
+    int have_good;        /* a good header was seen */
+    int restarted;        /* a restart window was seen since then */
+    uint32_t good_real;   /* real size at the last good header */
+    unsigned char ident[HDR_FEX_VERSION + HDR_FEX_VERSION_LEN]; /* header bytes 0..51 */
 };
 
 /* Escape the FEX version: printable ASCII kept, the rest as \xNN, stop at NUL. */
@@ -48,7 +76,7 @@ static void escape_version(const unsigned char *src, char *dst)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
-    for (size_t i = 0; i < 48 && src[i]; i++) {
+    for (size_t i = 0; i < HDR_FEX_VERSION_LEN && src[i]; i++) {
         unsigned char c = src[i];
         if (c >= 0x20 && c < 0x7f && c != '\\') {
             dst[o++] = (char)c;
@@ -62,32 +90,46 @@ static void escape_version(const unsigned char *src, char *dst)
     dst[o] = '\0';
 }
 
-/* Validate a header copied out of the segment (64 bytes, aligned). */
-static int parse_header64(const uint64_t *hdr, size_t len, felix_shm_info *out)
+static uint32_t le32(const unsigned char *p)
 {
-    const unsigned char *b = (const unsigned char *)hdr;
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* Validate a 64-byte header of an object of len bytes. */
+static int parse_header64(const unsigned char *b, size_t len, felix_shm_info *out)
+{
     if (len < FELIX_HEADER_SIZE)
         return fx_fail(FELIX_ETRUNC, "segment is %zu bytes, shorter than its 64-byte header", len);
-    if (b[0] != FELIX_STATS_VERSION)
+    if (b[HDR_VERSION] != FELIX_STATS_VERSION)
         return fx_fail(FELIX_EVERSION, "statistics version %u found; this libfelix reads version %d",
-                       b[0], FELIX_STATS_VERSION);
-    uint16_t tss = (uint16_t)(b[2] | (b[3] << 8));
+                       b[HDR_VERSION], FELIX_STATS_VERSION);
+    uint16_t tss = (uint16_t)(b[HDR_TSS] | (b[HDR_TSS + 1] << 8));
     unsigned eff = felix_slot_size_valid(tss);
     if (!eff || eff > FELIX_SHM_FEX_MAX_SIZE - FELIX_HEADER_SIZE)
         return fx_fail(FELIX_ECORRUPT,
                        "ThreadStatsSize %u is invalid: it must be 0 (48-byte slots) or at least 48 and a multiple of 16",
                        tss);
-    out->version = b[0];
-    out->app_type = b[1];
-    felix_app_type_name(b[1], out->app_type_name, sizeof out->app_type_name);
+    out->version = b[HDR_VERSION];
+    out->app_type = b[HDR_APP_TYPE];
+    felix_app_type_name(b[HDR_APP_TYPE], out->app_type_name, sizeof out->app_type_name);
     out->thread_stats_size = tss;
     out->slot_size = (uint16_t)eff;
-    unsigned nwords = (eff - 8) / 8;
+    unsigned nwords = (eff - SLOT_WORDS) / 8;
     out->nknown = (uint16_t)(nwords < FELIX_NCOUNTERS ? nwords : FELIX_NCOUNTERS);
     out->nextra = (uint16_t)(nwords > FELIX_NCOUNTERS ? nwords - FELIX_NCOUNTERS : 0);
-    escape_version(b + 4, out->fex_version);
-    memcpy(&out->head, b + 52, 4);
-    memcpy(&out->size, b + 56, 4);
+    escape_version(b + HDR_FEX_VERSION, out->fex_version);
+    out->head = le32(b + HDR_HEAD);
+    out->size = le32(b + HDR_SIZE);
     out->real_size = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
     size_t usable = len > FELIX_SHM_MAP_LIMIT ? FELIX_SHM_MAP_LIMIT : len;
     out->mapped_size = (uint32_t)usable;
@@ -99,7 +141,7 @@ int felix_shm_parse_header(const void *image, size_t len, felix_shm_info *out)
 {
     if (!image || !out)
         return fx_fail(FELIX_EINVAL, "felix_shm_parse_header: NULL argument");
-    uint64_t hdr[8] = {0};
+    unsigned char hdr[FELIX_HEADER_SIZE] = {0};
     memcpy(hdr, image, len < sizeof hdr ? len : sizeof hdr);
     felix_shm_info info;
     memset(&info, 0, sizeof info);
@@ -111,19 +153,110 @@ int felix_shm_parse_header(const void *image, size_t len, felix_shm_info *out)
 }
 
 /*
- * Walk the list of an image of len readable bytes into snap (already begun).
- * gens has at least nslots entries; slotbuf holds slot_size bytes.
+ * Where the walk reads slots: an image in memory (shm NULL; memory another
+ * process may be writing, so each slot is copied with aligned 16-byte loads
+ * into slotbuf), or a handle's buffer, filled on demand with pread.
  */
-static void walk(const unsigned char *img, size_t len, const felix_shm_info *h,
-                 felix_snapshot *snap, uint32_t *gens, uint32_t gen, uint64_t *slotbuf)
+struct source {
+    const unsigned char *p; /* the image, or the handle's buffer */
+    size_t len;             /* image bytes (images only) */
+    felix_shm *shm;
+    uint64_t *slotbuf;      /* images: one slot's copy */
+};
+
+static int read_fully(int fd, unsigned char *dst, size_t n, size_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(fd, dst + done, n - done, (off_t)(off + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            *got = done;
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+/* The object ended before what we need: a live segment is being recreated;
+ * a file shrank under us. */
+static int cut_short(felix_shm *shm, size_t at)
+{
+    if (shm->live)
+        return fx_fail(FELIX_ERESTART, "%s shrank to %zu bytes while being read (restarting)", shm->info.path, at);
+    return fx_fail(FELIX_ETRUNC, "%s shrank to %zu bytes while being read", shm->info.path, at);
+}
+
+/*
+ * Make bytes [off, off + n) of the object present in the handle's buffer for
+ * this snapshot. Missing blocks are read in runs as long as what was read so
+ * far (at least the blocks needed), so a walk over a large list costs a few
+ * preads and a short list in a large object one or two.
+ */
+static int need(felix_shm *shm, size_t off, size_t n)
+{
+    if (off + n > shm->readable)
+        return cut_short(shm, shm->readable);
+    size_t nblk = (shm->readable + BLOCK - 1) / BLOCK;
+    size_t last = (off + n - 1) / BLOCK;
+    for (size_t b = off / BLOCK; b <= last; b++) {
+        if (shm->blk_gen[b] == shm->rgen)
+            continue;
+        size_t run = shm->blocks_read > last - b + 1 ? shm->blocks_read : last - b + 1;
+        if (run > nblk - b)
+            run = nblk - b;
+        size_t start = b * BLOCK, len = run * BLOCK;
+        if (len > shm->readable - start)
+            len = shm->readable - start;
+        size_t got;
+        int e = read_fully(shm->fd, shm->buf + start, len, start, &got);
+        if (e < 0)
+            return fx_fail(fx_errno_code(-e), "cannot read %s: %s", shm->info.path, strerror(-e));
+        /* Blocks wholly read (the last one may end at the object's end). */
+        size_t full = start + got == shm->readable ? run : got / BLOCK;
+        for (size_t k = 0; k < full; k++)
+            shm->blk_gen[b + k] = shm->rgen;
+        shm->blocks_read += full;
+        if (got < len) { /* shrank since our fstat */
+            shm->readable = start + got;
+            if (off + n > shm->readable)
+                return cut_short(shm, shm->readable);
+        }
+    }
+    return 0;
+}
+
+/* Slot at off (checked to lie inside the object): its u64 words, word 0
+ * holding Next and TID. NULL with *rc set when the object shrank. */
+static const uint64_t *slot_at(struct source *src, uint32_t off, size_t ss, int *rc)
+{
+    if (!src->shm) {
+        fx_copy16(src->slotbuf, src->p + off, ss);
+        return src->slotbuf;
+    }
+    if ((*rc = need(src->shm, off, ss)) < 0)
+        return NULL;
+    return (const uint64_t *)(const void *)(src->p + off);
+}
+
+/*
+ * Walk the list into snap (already begun). gens has at least nslots entries.
+ * Returns 0, or an error when the object shrank under the walk.
+ */
+static int walk(struct source *src, size_t readable, const felix_shm_info *h, felix_snapshot *snap,
+                uint32_t *gens, uint32_t gen)
 {
     felix_snapshot_info *si = felix_snapshot_info_mut(snap);
     const size_t ss = h->slot_size;
     const size_t nwords = ss / 8 - 1;
     uint32_t off = h->head;
     while (off != 0) {
-        if (off < FELIX_HEADER_SIZE || (off - FELIX_HEADER_SIZE) % ss != 0 ||
-            (size_t)off + ss > len) {
+        if (off < FELIX_HEADER_SIZE || (off - FELIX_HEADER_SIZE) % ss != 0 || (size_t)off + ss > readable) {
             si->anomaly_bad_offset++;
             break;
         }
@@ -133,20 +266,24 @@ static void walk(const unsigned char *img, size_t len, const felix_shm_info *h,
             break;
         }
         gens[idx] = gen;
-        fx_copy16(slotbuf, img + off, ss);
-        uint32_t next = (uint32_t)slotbuf[0];
-        uint32_t tid = (uint32_t)(slotbuf[0] >> 32);
+        int rc = 0;
+        const uint64_t *slot = slot_at(src, off, ss, &rc);
+        if (!slot)
+            return rc;
+        uint32_t next = (uint32_t)slot[0];
+        uint32_t tid = (uint32_t)(slot[0] >> 32);
         if (tid == 0) {
             si->skipped_free++;
-        } else if (fx_load32(img + off + 4) != tid) {
+        } else if (!src->shm && fx_load32(src->p + off + SLOT_TID) != tid) {
             /* Freed (and maybe reused) while we copied: counters are mixed. */
             si->skipped_racing++;
         } else {
             /* Only fails on allocation; the thread is then missing. */
-            (void)felix_snapshot_append(snap, tid, off, slotbuf + 1, nwords);
+            (void)felix_snapshot_append(snap, tid, off, slot + 1, nwords);
         }
         off = next;
     }
+    return 0;
 }
 
 static void fill_snapshot_header(felix_snapshot *snap, const felix_shm_info *h)
@@ -157,6 +294,7 @@ static void fill_snapshot_header(felix_snapshot *snap, const felix_shm_info *h)
     si->head = h->head;
     si->size = h->size;
     si->real_size = h->real_size;
+    si->image = h->image ? h->image : 1;
 }
 
 int felix_shm_snapshot_image(const void *image, size_t len, felix_snapshot *snap)
@@ -167,8 +305,7 @@ int felix_shm_snapshot_image(const void *image, size_t len, felix_snapshot *snap
     int rc = felix_shm_parse_header(image, len, &h);
     if (rc < 0)
         return rc;
-    rc = felix_snapshot_begin(snap, fx_now_ns(CLOCK_MONOTONIC), fx_now_ns(CLOCK_REALTIME),
-                              h.slot_size);
+    rc = felix_snapshot_begin(snap, fx_now_ns(CLOCK_MONOTONIC), fx_now_ns(CLOCK_REALTIME), h.slot_size);
     if (rc < 0)
         return rc;
     fill_snapshot_header(snap, &h);
@@ -179,55 +316,36 @@ int felix_shm_snapshot_image(const void *image, size_t len, felix_snapshot *snap
         free(buf);
         return fx_fail(FELIX_ENOMEM, "out of memory walking a %zu-byte image", len);
     }
-    walk(image, h.mapped_size, &h, snap, gens, 1, buf);
+    struct source src = {image, len, NULL, buf};
+    walk(&src, h.mapped_size, &h, snap, gens, 1);
     free(gens);
     free(buf);
     return 0;
 }
 
-static void unmap(felix_shm *shm)
+/* Make the buffers hold an object of `readable` bytes with slots of ss. */
+static int reserve(felix_shm *shm, size_t readable, size_t nslots)
 {
-    if (shm->map)
-        munmap((void *)shm->map, shm->map_len);
-    shm->map = NULL;
-    shm->map_len = 0;
-}
-
-int felix_shm_refresh(felix_shm *shm)
-{
-    if (!shm)
-        return fx_fail(FELIX_EINVAL, "felix_shm_refresh: NULL handle");
-    struct stat st;
-    if (fstat(shm->fd, &st) < 0)
-        return fx_fail(FELIX_EIO, "cannot stat %s: %s", shm->info.path, strerror(errno));
-    if (st.st_size < FELIX_HEADER_SIZE) {
-        unmap(shm);
-        return fx_fail(FELIX_ETRUNC, "%s is %lld bytes, shorter than its 64-byte header",
-                       shm->info.path, (long long)st.st_size);
+    size_t nblk = (readable + BLOCK - 1) / BLOCK;
+    if (nblk * BLOCK > shm->buf_cap) {
+        /* Never used past what pread fills, so untouched pages of a large
+         * object's buffer stay virtual. */
+        unsigned char *b = aligned_alloc(BLOCK, nblk * BLOCK);
+        if (!b)
+            return fx_fail(FELIX_ENOMEM, "out of memory for a %zu-byte copy of %s", readable, shm->info.path);
+        free(shm->buf);
+        shm->buf = b;
+        shm->buf_cap = nblk * BLOCK;
     }
-    size_t want = (size_t)st.st_size > FELIX_SHM_MAP_LIMIT ? FELIX_SHM_MAP_LIMIT : (size_t)st.st_size;
-    if (want != shm->map_len) {
-        void *p = mmap(NULL, want, PROT_READ, MAP_SHARED, shm->fd, 0);
-        if (p == MAP_FAILED)
-            return fx_fail(fx_errno_code(errno), "cannot map %s (%zu bytes): %s", shm->info.path,
-                           want, strerror(errno));
-        if (shm->map)
-            shm->info.remaps++;
-        unmap(shm);
-        shm->map = p;
-        shm->map_len = want;
+    if (nblk > shm->nblk_cap) {
+        uint32_t *g = calloc(nblk, sizeof *g);
+        if (!g)
+            return fx_fail(FELIX_ENOMEM, "out of memory for %zu blocks", nblk);
+        free(shm->blk_gen);
+        shm->blk_gen = g;
+        shm->nblk_cap = nblk;
+        shm->rgen = 0;
     }
-    uint64_t hdr[8];
-    fx_copy16(hdr, shm->map, sizeof hdr);
-    felix_shm_info h = shm->info;
-    int rc = parse_header64(hdr, (size_t)st.st_size, &h);
-    if (rc < 0) {
-        char why[384];
-        snprintf(why, sizeof why, "%s", felix_error_detail());
-        return fx_fail(rc, "%s: %s", shm->info.path, why);
-    }
-    h.owner_uid = st.st_uid;
-    size_t nslots = h.nslots ? h.nslots : 1;
     if (nslots > shm->gens_cap) {
         uint32_t *g = calloc(nslots, sizeof *g);
         if (!g)
@@ -237,27 +355,91 @@ int felix_shm_refresh(felix_shm *shm)
         shm->gens_cap = nslots;
         shm->gen = 0;
     }
-    size_t words = h.slot_size / 8;
-    if (words > shm->slotbuf_cap) {
-        uint64_t *b = realloc(shm->slotbuf, words * 8);
-        if (!b)
-            return fx_fail(FELIX_ENOMEM, "out of memory for a %u-byte slot", h.slot_size);
-        shm->slotbuf = b;
-        shm->slotbuf_cap = words;
+    return 0;
+}
+
+/* A restart window: counted, and the next good header starts a new image. */
+static int restarting(felix_shm *shm, const char *why, size_t size)
+{
+    shm->info.restarts++;
+    if (shm->have_good)
+        shm->restarted = 1;
+    return fx_fail(FELIX_ERESTART, "%s is being (re)created: %s (%zu bytes)", shm->info.path, why, size);
+}
+
+/* fstat, copy and validate the header: the first half of every snapshot. */
+static int read_header(felix_shm *shm)
+{
+    struct stat st;
+    if (fstat(shm->fd, &st) < 0)
+        return fx_fail(FELIX_EIO, "cannot stat %s: %s", shm->info.path, strerror(errno));
+    size_t size = (size_t)st.st_size;
+    if (size < FELIX_HEADER_SIZE) {
+        if (shm->live)
+            return restarting(shm, "shorter than its header", size);
+        return fx_fail(FELIX_ETRUNC, "%s is %zu bytes, shorter than its 64-byte header", shm->info.path, size);
     }
+    size_t readable = size > FELIX_SHM_MAP_LIMIT ? FELIX_SHM_MAP_LIMIT : size;
+    /* The slot count is known only after the header; reserve for the most
+     * slots an object of this size can have (48-byte slots). */
+    int rc = reserve(shm, readable, (readable - FELIX_HEADER_SIZE) / 48 + 1);
+    if (rc < 0)
+        return rc;
+    if (++shm->rgen == 0) { /* wrapped: forget old marks */
+        memset(shm->blk_gen, 0, shm->nblk_cap * sizeof *shm->blk_gen);
+        shm->rgen = 1;
+    }
+    shm->readable = readable;
+    shm->blocks_read = 0;
+    if ((rc = need(shm, 0, FELIX_HEADER_SIZE)) < 0)
+        return rc == FELIX_ERESTART ? restarting(shm, "truncated while read", shm->readable) : rc;
+    const unsigned char *b = shm->buf;
+    if (shm->live && all_zero(b, FELIX_HEADER_SIZE))
+        return restarting(shm, "its header is not written yet", size);
+    felix_shm_info h = shm->info;
+    if ((rc = parse_header64(b, size, &h)) < 0) {
+        char why[384];
+        snprintf(why, sizeof why, "%s", felix_error_detail());
+        return fx_fail(rc, "%s: %s", shm->info.path, why);
+    }
+    h.owner_uid = st.st_uid;
+    if (h.mapped_size != shm->info.mapped_size && shm->info.mapped_size)
+        h.remaps++;
+    /* A new image: after a restart window, a smaller object (FEX never
+     * shrinks one it runs in), or another FEX, app type or layout. */
+    if (shm->have_good && (shm->restarted || h.real_size < shm->good_real ||
+                           memcmp(shm->ident, b, sizeof shm->ident) != 0))
+        h.image++;
+    if (!h.image)
+        h.image = 1;
+    shm->restarted = 0;
+    shm->have_good = 1;
+    shm->good_real = h.real_size;
+    memcpy(shm->ident, b, sizeof shm->ident);
     shm->info = h;
     return 0;
+}
+
+int felix_shm_refresh(felix_shm *shm)
+{
+    if (!shm)
+        return fx_fail(FELIX_EINVAL, "felix_shm_refresh: NULL handle");
+    return read_header(shm);
 }
 
 int felix_shm_snapshot(felix_shm *shm, felix_snapshot *snap)
 {
     if (!shm || !snap)
         return fx_fail(FELIX_EINVAL, "felix_shm_snapshot: NULL argument");
-    int rc = felix_shm_refresh(shm);
-    if (rc < 0)
+    int rc = read_header(shm);
+    if (rc < 0) {
+        /* No stale threads for a caller that ignores the code. */
+        if (felix_snapshot_begin(snap, fx_now_ns(CLOCK_MONOTONIC), fx_now_ns(CLOCK_REALTIME),
+                                 shm->info.slot_size) == 0)
+            felix_snapshot_info_mut(snap)->image = shm->info.image ? shm->info.image : 1;
         return rc;
-    rc = felix_snapshot_begin(snap, fx_now_ns(CLOCK_MONOTONIC), fx_now_ns(CLOCK_REALTIME),
-                              shm->info.slot_size);
+    }
+    rc = felix_snapshot_begin(snap, fx_now_ns(CLOCK_MONOTONIC), fx_now_ns(CLOCK_REALTIME), shm->info.slot_size);
     if (rc < 0)
         return rc;
     fill_snapshot_header(snap, &shm->info);
@@ -265,8 +447,15 @@ int felix_shm_snapshot(felix_shm *shm, felix_snapshot *snap)
         memset(shm->gens, 0, shm->gens_cap * sizeof *shm->gens);
         shm->gen = 1;
     }
-    walk(shm->map, shm->map_len, &shm->info, snap, shm->gens, shm->gen, shm->slotbuf);
-    return 0;
+    struct source src = {shm->buf, 0, shm, NULL};
+    rc = walk(&src, shm->readable, &shm->info, snap, shm->gens, shm->gen);
+    if (rc == FELIX_ERESTART) {
+        restarting(shm, "truncated while read", shm->readable);
+        const felix_snapshot_info *si = felix_snapshot_get_info(snap);
+        felix_snapshot_begin(snap, si->mono_ns, si->wall_ns, shm->info.slot_size);
+        felix_snapshot_info_mut(snap)->image = shm->info.image;
+    }
+    return rc;
 }
 
 /* Parse "fex-<pid>-stats" at the end of path; returns pid or -1. */
@@ -280,28 +469,47 @@ static pid_t pid_from_path(const char *path)
     return -1;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symbolic link"
+                                                                          : "not a regular file";
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 static int open_common(felix_shm **out, const char *path, pid_t pid, unsigned flags)
 {
     if (!out || !path)
         return fx_fail(FELIX_EINVAL, "felix_shm_open: NULL argument");
     if (strlen(path) >= sizeof ((felix_shm_info *)0)->path)
         return fx_fail(FELIX_EINVAL, "path too long: %.64s...", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Never block (a FIFO), never follow a link planted at the path. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT && pid > 0)
             return fx_fail(FELIX_ENOSTATS,
                            "process %d has no FEX statistics (%s is missing): not a FEX process, or FEX_PROFILESTATS=1 not set",
                            (int)pid, path);
+        if (e == ELOOP)
+            return fx_fail(FELIX_ENOSTATS, "%s is not a FEX statistics object (a symbolic link)", path);
         return fx_fail(fx_errno_code(e), "cannot open %s: %s", path, strerror(e));
     }
     struct stat st;
+    memset(&st, 0, sizeof st);
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fx_fail(FELIX_EINVAL, "%s is not a regular file", path);
+        return fx_fail(FELIX_ENOSTATS, "%s is not a FEX statistics object (%s)", path, file_kind(st.st_mode));
     }
+    int state = FELIX_PROC_STALE_DEAD;
     if (pid > 0) {
-        int state = fx_segment_state(pid, &st);
+        state = fx_segment_state(pid, &st);
         if (state != FELIX_PROC_LIVE && !(flags & FELIX_SHM_ALLOW_STALE)) {
             close(fd);
             return fx_fail(FELIX_ESTALE, "%s is stale: %s", path,
@@ -315,7 +523,7 @@ static int open_common(felix_shm **out, const char *path, pid_t pid, unsigned fl
             !(flags & FELIX_SHM_ALLOW_FOREIGN_OWNER)) {
             close(fd);
             return fx_fail(FELIX_EOWNER,
-                           "%s is owned by uid %u but process %d runs as uid %u (refused; allow foreign owners to attach anyway)",
+                           "%s is owned by uid %u but process %d runs as uid %u (refused: another user could write what it shows)",
                            path, (unsigned)st.st_uid, (int)pid, (unsigned)pst.st_uid);
         }
     }
@@ -325,14 +533,28 @@ static int open_common(felix_shm **out, const char *path, pid_t pid, unsigned fl
         return fx_fail(FELIX_ENOMEM, "out of memory attaching %s", path);
     }
     shm->fd = fd;
+    shm->live = pid > 0 && state == FELIX_PROC_LIVE;
     snprintf(shm->info.path, sizeof shm->info.path, "%s", path);
     shm->info.pid = pid > 0 ? pid : -1;
-    int rc = felix_shm_refresh(shm);
+    int rc = read_header(shm);
+    /* A brand-new object (or one mid-exec): wait, bounded, for its header. */
+    for (int waited = 0; rc == FELIX_ERESTART && !(flags & FELIX_SHM_NO_WAIT) &&
+                         waited < FELIX_SHM_READY_TIMEOUT_MS;
+         waited++) {
+        sleep_ms(1);
+        rc = read_header(shm);
+    }
+    if (rc == FELIX_ERESTART) { /* then the usual error: read as a plain file */
+        shm->live = 0;
+        rc = read_header(shm);
+        shm->live = 1;
+    }
     if (rc < 0) {
         felix_shm_close(shm);
         return rc;
     }
     shm->info.remaps = 0;
+    shm->info.restarts = 0;
     *out = shm;
     return 0;
 }
@@ -351,15 +573,14 @@ int felix_shm_open_pid(felix_shm **out, pid_t pid, unsigned flags)
 {
     if (pid <= 0)
         return fx_fail(FELIX_EINVAL, "invalid PID %d", (int)pid);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
     if (kill(pid, 0) < 0 && errno == ESRCH && !(flags & FELIX_SHM_ALLOW_STALE)) {
-        char path[64];
-        snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
-        if (access(path, F_OK) == 0)
+        struct stat st;
+        if (lstat(path, &st) == 0)
             return fx_fail(FELIX_ESTALE, "%s is stale: process %d is gone", path, (int)pid);
         return fx_fail(FELIX_ESRCH, "no process with PID %d", (int)pid);
     }
-    char path[64];
-    snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
     return open_common(out, path, pid, flags);
 }
 
@@ -367,11 +588,11 @@ void felix_shm_close(felix_shm *shm)
 {
     if (!shm)
         return;
-    unmap(shm);
     if (shm->fd >= 0)
         close(shm->fd);
+    free(shm->buf);
+    free(shm->blk_gen);
     free(shm->gens);
-    free(shm->slotbuf);
     free(shm);
 }
 

@@ -198,6 +198,7 @@ int felix_snapshot_begin(felix_snapshot *s, int64_t mono_ns, int64_t wall_ns,
     s->info.slot_size = (uint16_t)eff;
     s->info.nknown = (uint16_t)(nwords < FELIX_NCOUNTERS ? nwords : FELIX_NCOUNTERS);
     s->info.nextra = (uint16_t)(nwords > FELIX_NCOUNTERS ? nwords - FELIX_NCOUNTERS : 0);
+    s->info.image = 1;
     s->has_mem = 0;
     return 0;
 }

@@ -3,9 +3,14 @@
 #include "helpers.h"
 #include "t.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <felix/felix.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -365,7 +370,335 @@ static void foreign_owner_refused(void)
     img_free(&im);
 }
 
+/* Our own segment path: a live process (this one) owned by us. */
+static const char *own_path(void)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)getpid());
+    return path;
+}
+
+/* An image of n threads (TIDs 100..) in slots 0..n-1 of an object of size
+ * bytes, 80-byte slots, with fex the version string. */
+static void make_image(img *im, size_t size, unsigned n, const char *fex, uint64_t base)
+{
+    img_init(im, size, 80);
+    memset(im->p + 4, 0, 48);
+    memcpy(im->p + 4, fex, strlen(fex));
+    uint32_t offs[64];
+    for (unsigned i = 0; i < n && i < 64; i++) {
+        uint64_t w[9];
+        for (int k = 0; k < 9; k++)
+            w[k] = base + i * 10 + (uint64_t)k;
+        offs[i] = img_slot(im, i, 100 + i, w, 9);
+    }
+    img_link(im, offs, n < 64 ? n : 64);
+}
+
+struct racer {
+    int fd;
+    atomic_int stop;
+    unsigned long cycles;
+};
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A hostile writer: truncate to 0, regrow to a random size, rewrite the
+ * header and a list of 8 threads; now and then shrink in the middle. */
+static void *race_writer(void *arg)
+{
+    struct racer *r = arg;
+    static const size_t sizes[] = {4096, 8192, 65536, 1 << 20};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    while (!atomic_load(&r->stop)) {
+        size_t size = sizes[xorshift(&seed) % 4];
+        img im;
+        make_image(&im, 4096, 8, "FEX-race", r->cycles);
+        img_set_u32(&im, 56, (uint32_t)size);
+        if (ftruncate(r->fd, 0) < 0 || ftruncate(r->fd, (off_t)size) < 0 ||
+            pwrite(r->fd, im.p, 4096, 0) != 4096)
+            break;
+        if (xorshift(&seed) % 4 == 0 && ftruncate(r->fd, (off_t)(64 + 80 * (xorshift(&seed) % 8))) < 0)
+            break;
+        img_free(&im);
+        r->cycles++;
+    }
+    return NULL;
+}
+
+/* A reader snapshotting while the object is truncated and regrown under it
+ * never gets a signal: every snapshot is valid or FELIX_ERESTART. */
+static void truncate_race_never_faults(void)
+{
+    const char *path = own_path();
+    img im;
+    make_image(&im, 4096, 8, "FEX-race", 0);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, getpid(), 0) == 0);
+    struct racer r = {.fd = open(path, O_RDWR)};
+    REQUIRE(r.fd >= 0);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, race_writer, &r) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    unsigned long ok = 0, restart = 0, other = 0, bad_tid = 0;
+    int64_t end = t_now_ns() + 3000000000LL;
+    while (t_now_ns() < end) {
+        int rc = felix_shm_snapshot(shm, s);
+        if (rc == FELIX_ERESTART) {
+            restart++;
+            CHECK_EQ(felix_snapshot_get_info(s)->nthreads, 0);
+            continue;
+        }
+        if (rc != 0) {
+            if (other++ < 5)
+                fprintf(stderr, "unexpected %d: %s\n", rc, felix_error_detail());
+            continue;
+        }
+        ok++;
+        const felix_snapshot_info *si = felix_snapshot_get_info(s);
+        CHECK(si->nthreads <= 8);
+        for (uint32_t i = 0; i < si->nthreads; i++) {
+            uint32_t tid = felix_snapshot_thread(s, i)->tid;
+            bad_tid += tid < 100 || tid >= 108;
+        }
+    }
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    fprintf(stderr, "race: %lu writer cycles, %lu good snapshots, %lu restarting, image %u\n", r.cycles, ok,
+            restart, felix_shm_get_info(shm)->image);
+    CHECK_EQ(other, 0);
+    CHECK_EQ(bad_tid, 0);
+    CHECK(ok > 100);
+    CHECK(restart > 0);
+    CHECK(r.cycles > 100);
+    CHECK(felix_shm_get_info(shm)->image > 1);
+    CHECK_EQ(felix_shm_get_info(shm)->restarts, restart);
+    close(r.fd);
+    felix_snapshot_free(s);
+    felix_shm_close(shm);
+    unlink(path);
+}
+
+/* A FIFO, a directory, a device and a symbolic link at the path are refused
+ * as "not a FEX statistics object" at once; a FIFO never blocks. */
+static void not_regular_files(void)
+{
+    const char *path = own_path();
+    felix_shm *shm = NULL;
+    unlink(path);
+    REQUIRE(mkfifo(path, 0600) == 0);
+    int64_t t0 = t_now_ns();
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), FELIX_ENOSTATS);
+    CHECK(strstr(felix_error_detail(), "not a FEX statistics object (a FIFO)") != NULL);
+    CHECK(t_now_ns() - t0 < 1000000000LL); /* did not wait for a writer */
+    CHECK_EQ(felix_shm_open_path(&shm, path, 0), FELIX_ENOSTATS);
+    unlink(path);
+    REQUIRE(mkdir(path, 0700) == 0);
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), FELIX_ENOSTATS);
+    CHECK(strstr(felix_error_detail(), "a directory") != NULL);
+    rmdir(path);
+    REQUIRE(mknod(path, S_IFCHR | 0600, makedev(1, 5)) == 0); /* /dev/zero's device */
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), FELIX_ENOSTATS);
+    CHECK(strstr(felix_error_detail(), "a character device") != NULL);
+    unlink(path);
+    CHECK_EQ(felix_shm_open_path(&shm, "/dev/zero", 0), FELIX_ENOSTATS);
+    /* A link to a good image is refused too: it is not what FEX creates. */
+    char target[128];
+    snprintf(target, sizeof target, "%s/good", t_tmpdir());
+    img im;
+    make_image(&im, 4096, 2, "FEX", 0);
+    REQUIRE(img_write(&im, target) == 0);
+    img_free(&im);
+    REQUIRE(symlink(target, path) == 0);
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), FELIX_ENOSTATS);
+    CHECK(strstr(felix_error_detail(), "a symbolic link") != NULL);
+    unlink(path);
+    CHECK_EQ(felix_shm_open_path(&shm, target, 0), 0);
+    felix_shm_close(shm);
+}
+
+struct later {
+    int fd;
+    int delay_ms;
+};
+
+static void *write_header_later(void *arg)
+{
+    struct later *l = arg;
+    t_sleep_ms(l->delay_ms);
+    img im;
+    make_image(&im, 4096, 3, "FEX-late", 0);
+    if (ftruncate(l->fd, 4096) == 0 && pwrite(l->fd, im.p, 4096, 0) == 4096) {
+    }
+    img_free(&im);
+    return NULL;
+}
+
+/* Attaching to a brand-new object (0 bytes, then zeros, then the header)
+ * waits for the header, bounded; FELIX_SHM_NO_WAIT and a header that never
+ * comes give the usual errors. */
+static void new_object_waits_for_header(void)
+{
+    const char *path = own_path();
+    unlink(path);
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    felix_shm *shm = NULL;
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), FELIX_SHM_NO_WAIT), FELIX_ETRUNC);
+    struct later l = {fd, 150};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, write_header_later, &l) == 0);
+    int64_t t0 = t_now_ns();
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), 0);
+    int64_t waited = t_now_ns() - t0;
+    pthread_join(th, NULL);
+    CHECK(waited >= 140000000LL);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    CHECK_EQ(felix_shm_snapshot(shm, s), 0);
+    CHECK_EQ(felix_snapshot_get_info(s)->nthreads, 3);
+    CHECK_EQ(felix_snapshot_get_info(s)->image, 1);
+    felix_shm_close(shm);
+    /* All zero for good: the bounded wait ends with "version 0". */
+    REQUIRE(ftruncate(fd, 0) == 0 && ftruncate(fd, 4096) == 0);
+    t0 = t_now_ns();
+    CHECK_EQ(felix_shm_open_pid(&shm, getpid(), 0), FELIX_EVERSION);
+    CHECK(strstr(felix_error_detail(), "version 0") != NULL);
+    waited = t_now_ns() - t0;
+    CHECK(waited >= (int64_t)FELIX_SHM_READY_TIMEOUT_MS * 1000000);
+    CHECK(waited < (int64_t)FELIX_SHM_READY_TIMEOUT_MS * 1000000 * 5);
+    felix_snapshot_free(s);
+    close(fd);
+    unlink(path);
+}
+
+/* exec: same object truncated to 0, then a new header; a smaller object; a
+ * new FEX version. Each is a new image, and delta never spans two. */
+static void exec_is_a_new_image(void)
+{
+    const char *path = own_path();
+    img im;
+    make_image(&im, 8192, 4, "FEX-old", 1000);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, getpid(), 0) == 0);
+    felix_snapshot *a, *b;
+    felix_snapshot_new(&a);
+    felix_snapshot_new(&b);
+    felix_delta *d;
+    felix_delta_new(&d, 1000000000, 4);
+    REQUIRE(felix_shm_snapshot(shm, a) == 0);
+    CHECK_EQ(felix_snapshot_get_info(a)->image, 1);
+    felix_delta_compute(d, NULL, a);
+    /* The new image opens with O_TRUNC: 0 bytes, then a page of zeros. */
+    REQUIRE(truncate(path, 0) == 0);
+    CHECK_EQ(felix_shm_snapshot(shm, b), FELIX_ERESTART);
+    CHECK(strstr(felix_error_detail(), "being (re)created") != NULL);
+    REQUIRE(truncate(path, 8192) == 0);
+    CHECK_EQ(felix_shm_snapshot(shm, b), FELIX_ERESTART);
+    make_image(&im, 8192, 1, "FEX-old", 5);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    t_sleep_ms(2);
+    REQUIRE(felix_shm_snapshot(shm, b) == 0);
+    CHECK_EQ(felix_snapshot_get_info(b)->image, 2);
+    CHECK_EQ(felix_shm_get_info(shm)->image, 2);
+    REQUIRE(felix_delta_compute(d, a, b) == 0);
+    const felix_frame *f = felix_delta_frame(d);
+    CHECK_EQ(f->events, FELIX_FRAME_EXEC);
+    CHECK_EQ(f->interval_ns, 0);
+    CHECK_EQ(f->nstarted, 1);
+    CHECK_EQ(f->nexited, 4);
+    CHECK_EQ(f->d[FELIX_C_JIT_TIME], 0);
+    CHECK_EQ(f->image, 2);
+    /* Thread 100 lives on in both images, counters lower: no wrapped delta,
+     * and the old image's totals stay counted. */
+    CHECK_EQ(felix_delta_thread(d, 0)->state & FELIX_TD_STARTED, FELIX_TD_STARTED);
+    CHECK(f->cum[FELIX_C_JIT_TIME] >= 1000 + 1010 + 1020 + 1030 + 5);
+    /* Same image again: an ordinary frame. */
+    t_sleep_ms(2);
+    REQUIRE(felix_shm_snapshot(shm, a) == 0);
+    REQUIRE(felix_delta_compute(d, b, a) == 0);
+    CHECK_EQ(felix_delta_frame(d)->events, 0);
+    CHECK(felix_delta_frame(d)->interval_ns > 0);
+    /* An exec whose window we missed: the object got smaller. */
+    make_image(&im, 4096, 1, "FEX-old", 5);
+    REQUIRE(truncate(path, 4096) == 0 && img_write(&im, path) == 0);
+    img_free(&im);
+    REQUIRE(felix_shm_snapshot(shm, b) == 0);
+    CHECK_EQ(felix_snapshot_get_info(b)->image, 3);
+    /* Or another FEX (same size). */
+    make_image(&im, 4096, 1, "FEX-new", 5);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    REQUIRE(felix_shm_snapshot(shm, a) == 0);
+    CHECK_EQ(felix_snapshot_get_info(a)->image, 4);
+    CHECK(strcmp(felix_shm_get_info(shm)->fex_version, "FEX-new") == 0);
+    /* Growth is not an exec. */
+    make_image(&im, 16384, 1, "FEX-new", 6);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    REQUIRE(felix_shm_snapshot(shm, b) == 0);
+    CHECK_EQ(felix_snapshot_get_info(b)->image, 4);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+    unlink(path);
+}
+
+/* A 16 MiB object (felix86's largest) with threads far apart: the walk
+ * reads on past its first blocks and finds every one. */
+static void sparse_huge_object(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/huge", t_tmpdir());
+    img im;
+    img_init(&im, FELIX_SHM_MAP_LIMIT, 80);
+    static const unsigned at[] = {0, 1, 52, 100000, 209713};
+    uint32_t offs[5];
+    for (int i = 0; i < 5; i++) {
+        uint64_t w[9] = {(uint64_t)i + 1};
+        offs[i] = img_slot(&im, at[i], 10 + (uint32_t)i, w, 9);
+    }
+    img_link(&im, offs, 5);
+    REQUIRE(img_write(&im, path) == 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_path(&shm, path, 0) == 0);
+    CHECK_EQ(felix_shm_get_info(shm)->nslots, 209714);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    for (int round = 0; round < 2; round++) {
+        REQUIRE(felix_shm_snapshot(shm, s) == 0);
+        CHECK_EQ(felix_snapshot_get_info(s)->nthreads, 5);
+        for (uint32_t i = 0; i < 5; i++)
+            CHECK_EQ(felix_snapshot_find(s, 10 + i)->c[0], i + 1);
+    }
+    /* The same bytes in memory read the same. */
+    felix_snapshot *m;
+    felix_snapshot_new(&m);
+    CHECK_EQ(felix_shm_snapshot_image(im.p, im.len, m), 0);
+    CHECK_EQ(felix_snapshot_get_info(m)->nthreads, 5);
+    felix_snapshot_free(m);
+    felix_snapshot_free(s);
+    felix_shm_close(shm);
+    img_free(&im);
+    unlink(path);
+}
+
 T_MAIN(T(header_too_short), T(version_mismatch), T(slot_size_rules), T(app_type_names),
        T(fex_version_escaped), T(walk_reads_counters), T(walk_legacy_and_extra),
        T(walk_bad_offsets), T(walk_cycle_ends), T(walk_free_and_duplicate),
-       T(lying_size_is_ignored), T(grow_and_shrink), T(open_errors), T(foreign_owner_refused))
+       T(lying_size_is_ignored), T(grow_and_shrink), T(open_errors), T(foreign_owner_refused),
+       T(truncate_race_never_faults), T(not_regular_files), T(new_object_waits_for_header),
+       T(exec_is_a_new_image), T(sparse_huge_object))

@@ -19,6 +19,10 @@
  * wrapped 2^64 delta. A thread whose JIT + signal time exceeds the interval
  * is flagged FELIX_TD_OVERTIME (FEX adds a timed block's ticks when it ends,
  * so one long compile can land in one interval).
+ * Exec: when the two snapshots come from different process images
+ * (felix_snapshot_info.image, see shm.h), no delta is computed across them:
+ * the frame is a baseline (interval 0, every thread started, every thread of
+ * prev exited, cumulative totals kept) with FELIX_FRAME_EXEC in events.
  *
  * A felix_delta is a reusable context: computing allocates only when the
  * thread count grows. One context is used by one thread at a time.
@@ -41,6 +45,13 @@ enum felix_frame_flag {
     FELIX_FLAG_HIGH_SMC = 1u << 1,
     FELIX_FLAG_HIGH_SIGBUS = 1u << 2,
     FELIX_FLAG_HIGH_SOFTFLOAT = 1u << 3
+};
+
+/** Lifecycle events of a frame (felix_frame.events). */
+enum felix_frame_event {
+    /** The process exec'd between the two snapshots: a new image, so the
+     *  frame is a baseline (see top). */
+    FELIX_FRAME_EXEC = 1u << 0
 };
 
 /** Thresholds per second of interval (scaled by T). */
@@ -88,6 +99,8 @@ typedef struct felix_frame {
      *  what a thread did before it was first seen and threads that exited. */
     uint64_t cum[FELIX_NCOUNTERS];
     uint32_t flags;               /**< enum felix_frame_flag bits */
+    uint32_t events;              /**< enum felix_frame_event bits */
+    uint32_t image;               /**< the current snapshot's image */
 } felix_frame;
 
 typedef struct felix_delta felix_delta;

@@ -52,6 +52,11 @@ enum felix_error {
     FELIX_ENOSPC = -15,   /**< no space left on device */
     FELIX_EPIPE = -16,    /**< reader of the output went away */
     FELIX_ERANGE = -17,   /**< value out of range */
+    /** The statistics object is being (re)created: it is shorter than its
+     *  header or its header is still all zero (a FEX process starting, or
+     *  one that exec'd: the new image truncates the same object to 0 bytes
+     *  before it writes a new header). Not a failure: try again shortly. */
+    FELIX_ERESTART = -18,
 };
 
 /** The library's version string, e.g. "0.1.0" (may differ from the header's). */

@@ -83,7 +83,10 @@ typedef struct felix_snapshot_info {
     uint32_t anomaly_bad_offset; /**< an offset outside, before byte 64, or off a slot boundary */
     uint32_t anomaly_dup_tid;    /**< a TID seen twice (the later one dropped) */
     uint32_t skipped_free;       /**< slots seen with TID 0 (free or being freed) */
-    uint32_t skipped_racing;     /**< slots whose TID changed while copied */
+    uint32_t skipped_racing;     /**< slots whose TID changed while copied
+                                      (in-memory images only) */
+    uint32_t image;              /**< the process image it was taken from: 1,
+                                      then one more per exec (see shm.h) */
 } felix_snapshot_info;
 
 typedef struct felix_snapshot felix_snapshot;
