@@ -446,7 +446,8 @@ static int parse_header(felix_rec_reader *r)
     if (h->freq_hz == 0)
         return fx_fail(FELIX_ECORRUPT, "recording header: cycle-counter frequency is 0");
     r->nwords = r->slot / 8 - 1;
-    r->wbuf = malloc(r->nwords * sizeof *r->wbuf);
+    /* Samples after an exec may have another layout: room for any. */
+    r->wbuf = malloc(FX_MAX_WORDS * sizeof *r->wbuf);
     if (!r->wbuf)
         return fx_fail(FELIX_ENOMEM, "out of memory");
     return 0;
@@ -460,13 +461,13 @@ static int bad_item(felix_rec_reader *r, const char *what)
 
 static int parse_sample(felix_rec_reader *r)
 {
-    size_t at[10] = {0}; /* value token of keys 1..9 */
+    size_t at[12] = {0}; /* value token of keys 1..11 */
     size_t i = 1;
     for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
         uint64_t key;
         if (tok_uint(r, i, &key) < 0)
             return bad_item(r, "a key that is not an integer");
-        if (key >= 1 && key <= 9)
+        if (key >= 1 && key <= 11)
             at[key] = i + 1;
         i = skip(r, i + 1);
     }
@@ -489,11 +490,23 @@ static int parse_sample(felix_rec_reader *r)
     if (!r->have_key_wall) /* no key sample yet: a damaged chunk start */
         return bad_item(r, "a chunk that does not start with a key sample");
     wall = key ? sv : r->key_wall + (t - r->key_t) + sv;
+    /* The image (key 10, absent: 1) and, after an exec, the layout and app
+     * type (key 11, absent: the header's). */
+    uint64_t image = 1, slot = r->slot, app = r->hdr.app_type;
+    if (at[10] && (tok_uint(r, at[10], &image) < 0 || image == 0 || image > UINT32_MAX))
+        return bad_item(r, "a bad image number");
+    if (at[11] && (r->tok[at[11]].type != T_ARR || r->tok[at[11]].u < 2 || tok_uint(r, at[11] + 1, &slot) < 0 ||
+                   slot < 48 || felix_slot_size_valid((unsigned)slot) != slot || tok_uint(r, at[11] + 2, &app) < 0 ||
+                   app > 255))
+        return bad_item(r, "a bad slot layout");
+    r->nwords = (unsigned)slot / 8 - 1;
     felix_snapshot *s = r->cur;
-    int rc = felix_snapshot_begin(s, r->hdr.start_mono_ns + t, wall, (uint16_t)r->slot);
+    int rc = felix_snapshot_begin(s, r->hdr.start_mono_ns + t, wall, (uint16_t)slot);
     if (rc < 0)
         return rc;
-    int delta = r->in_chunk && r->have_prev;
+    /* Delta-coded against the previous sample only within a chunk and one
+     * layout (a hostile file could change it mid-chunk). */
+    int delta = r->in_chunk && r->have_prev && felix_snapshot_get_info(r->prev)->slot_size == slot;
     uint64_t nthr = r->tok[at[3]].u;
     if (nthr > r->ntok || (rc = fx_grow_deltas(&r->dl, (size_t)nthr, r->nwords)) < 0)
         return nthr > r->ntok ? bad_item(r, "a thread count larger than the item") : rc;
@@ -592,7 +605,8 @@ static int parse_sample(felix_rec_reader *r)
     }
     felix_snapshot_info *si = felix_snapshot_info_mut(s);
     si->version = r->hdr.stats_version;
-    si->app_type = r->hdr.app_type;
+    si->app_type = (uint8_t)app;
+    si->image = (uint32_t)image;
     si->head = r->seg_head;
     si->size = r->seg_size;
     si->real_size = r->seg_real;
@@ -639,6 +653,7 @@ static int parse_event(felix_rec_reader *r, felix_rec_event *ev)
         case 5: tok_str(r, val, e.reason, sizeof e.reason); break;
         case 6: if (tok_uint(r, val, &v) == 0) e.interval_ns = (int64_t)(v > INT64_MAX ? 0 : v); break;
         case 7: if (tok_uint(r, val, &v) == 0) e.count = v; break;
+        case 8: if (tok_uint(r, val, &v) == 0) e.count = v; break;
         default: break;
         }
         i = skip(r, val);

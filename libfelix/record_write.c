@@ -259,7 +259,7 @@ static int write_event_item(felix_rec_writer *w, const felix_rec_event *ev)
     fx_buf *b = &w->item;
     size_t n = 3;
     int tid = ev->kind == FELIX_EV_THREAD_STARTED || ev->kind == FELIX_EV_THREAD_EXITED;
-    n += tid + (ev->kind == FELIX_EV_PROCESS_EXITED && ev->has_status) +
+    n += tid + (ev->kind == FELIX_EV_EXEC) + (ev->kind == FELIX_EV_PROCESS_EXITED && ev->has_status) +
          (ev->kind == FELIX_EV_STOPPED && ev->reason[0]) + (ev->kind == FELIX_EV_INTERVAL_CHANGED) +
          (ev->kind == FELIX_EV_SAMPLES_MISSED);
     enc_item(b, n);
@@ -276,12 +276,14 @@ static int write_event_item(felix_rec_writer *w, const felix_rec_event *ev)
         enc_uint(b, 6), enc_uint(b, (uint64_t)ev->interval_ns);
     if (ev->kind == FELIX_EV_SAMPLES_MISSED)
         enc_uint(b, 7), enc_uint(b, ev->count);
+    if (ev->kind == FELIX_EV_EXEC)
+        enc_uint(b, 8), enc_uint(b, ev->count);
     return w_item(w);
 }
 
 int felix_rec_write_event(felix_rec_writer *w, const felix_rec_event *ev)
 {
-    if (!w || !ev || ev->kind < 1 || ev->kind > 6)
+    if (!w || !ev || ev->kind < FELIX_EV_INTERVAL_CHANGED || ev->kind > FELIX_EV_STOPPED)
         return fx_fail(FELIX_EINVAL, "felix_rec_write_event: bad event");
     if (w->failed)
         return w->failed;
@@ -357,10 +359,13 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         return fx_fail(FELIX_EINVAL, "sample time goes backwards (%lld ns after %lld ns)", (long long)t,
                        (long long)w->last_t);
     int rc;
+    /* A new process image (exec): a new chunk, so its layout and absolute
+     * values stand on their own. */
+    int exec = w->have_prev && si->image != felix_snapshot_get_info(w->prev)->image;
     /* Chunk boundaries. */
     if (w->chunk_open) {
         struct chunk_entry *c = &w->chunks[w->nchunks];
-        if (c->samples >= w->opt.chunk_samples || t - c->first_t >= w->opt.chunk_ns)
+        if (exec || c->samples >= w->opt.chunk_samples || t - c->first_t >= w->opt.chunk_ns)
             if ((rc = close_chunk(w)) < 0)
                 return rc;
     }
@@ -391,16 +396,21 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         memset(&ev, 0, sizeof ev);
         ev.mono_ns = si->mono_ns;
         const felix_snapshot_info *pi = felix_snapshot_get_info(w->prev);
+        if (exec) {
+            ev.kind = FELIX_EV_EXEC;
+            ev.count = si->image;
+            rc = write_event_item(w, &ev);
+        }
         for (size_t i = 0; i < pi->nthreads && rc == 0; i++) {
             ev.tid = felix_snapshot_thread(w->prev, i)->tid;
             ev.kind = FELIX_EV_THREAD_EXITED;
-            if (!felix_snapshot_find(snap, ev.tid))
+            if (exec || !felix_snapshot_find(snap, ev.tid))
                 rc = write_event_item(w, &ev);
         }
         for (size_t i = 0; i < n && rc == 0; i++) {
             ev.tid = felix_snapshot_thread(snap, i)->tid;
             ev.kind = FELIX_EV_THREAD_STARTED;
-            if (!felix_snapshot_find(w->prev, ev.tid))
+            if (exec || !felix_snapshot_find(w->prev, ev.tid))
                 rc = write_event_item(w, &ev);
         }
         if (rc < 0)
@@ -421,7 +431,11 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     int64_t wall_pred = w->key_wall + (t - w->key_t); /* wall clock predicted from the key sample */
     int64_t wall_diff = key ? si->wall_ns : si->wall_ns - wall_pred;
     int wall = key || wall_diff != 0;
-    enc_item(b, 3 + (size_t)key + (size_t)wall + (nnames > 0) + (ncpu > 0) + (mem != NULL) + (size_t)seg + (size_t)anom);
+    int image = si->image > 1;
+    /* The layout and app type, when they are not the header's (after an exec). */
+    int layout = si->slot_size != felix_slot_size_valid(w->hdr.thread_stats_size) || si->app_type != w->hdr.app_type;
+    enc_item(b, 3 + (size_t)key + (size_t)wall + (nnames > 0) + (ncpu > 0) + (mem != NULL) + (size_t)seg + (size_t)anom +
+                    (size_t)image + (size_t)layout);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_SAMPLE);
     enc_uint(b, 1), enc_int(b, t);
     if (key)
@@ -502,6 +516,12 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     }
     if (wall)
         enc_uint(b, 9), enc_int(b, wall_diff);
+    if (image)
+        enc_uint(b, 10), enc_uint(b, si->image);
+    if (layout) {
+        enc_uint(b, 11), enc_arr(b, 2);
+        enc_uint(b, si->slot_size), enc_uint(b, si->app_type);
+    }
     if ((rc = w_item(w)) < 0)
         return rc;
     /* The sample is in the file; remember it. */

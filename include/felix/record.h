@@ -55,7 +55,11 @@ enum felix_rec_event_kind {
     FELIX_EV_INTERVAL_CHANGED = 3,
     FELIX_EV_SAMPLES_MISSED = 4,
     FELIX_EV_PROCESS_EXITED = 5,
-    FELIX_EV_STOPPED = 6
+    FELIX_EV_STOPPED = 6,
+    /** The process exec'd: a new image (count holds its number, see
+     *  felix_snapshot_info.image). Written by felix_rec_write_sample() when
+     *  the image changes; the next sample starts a new chunk. */
+    FELIX_EV_EXEC = 7
 };
 
 /** An event. */
@@ -66,7 +70,7 @@ typedef struct felix_rec_event {
     int has_status;       /**< process exited: status known */
     int status;           /**< wait status */
     int64_t interval_ns;  /**< interval changed */
-    uint64_t count;       /**< samples missed */
+    uint64_t count;       /**< samples missed; the new image's number (exec) */
     char reason[64];      /**< recording stopped */
 } felix_rec_event;
 
@@ -109,7 +113,10 @@ int felix_rec_writer_open_fd(felix_rec_writer **out, int fd, const felix_rec_hea
  * them, the segment's Head/Size when changed, anomalies when any. info
  * (may be NULL) gives thread names (stored when first seen or changed) and
  * CPU times. Thread started/exited events are written from the change of the
- * thread set. Errors: FELIX_ENOSPC, FELIX_EPIPE, FELIX_EIO (the file then
+ * thread set; when the snapshot's image differs from the previous sample's
+ * (an exec), an FELIX_EV_EXEC event is written, every thread of the old
+ * image is reported exited and every thread of the new one started, and the
+ * sample starts a new chunk (it may have another slot layout). Errors: FELIX_ENOSPC, FELIX_EPIPE, FELIX_EIO (the file then
  * holds every sample written before), FELIX_EINVAL (time going backwards).
  */
 int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
