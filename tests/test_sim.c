@@ -3,8 +3,11 @@
 #include "helpers.h"
 #include "t.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <felix/felix.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -404,5 +407,160 @@ static void exit_and_stale(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* A process that execs itself three times while a loop snapshots it every
+ * millisecond: every snapshot is valid or FELIX_ERESTART, each exec is seen
+ * as a new image, and no delta spans two images. */
+static void exec_scenario(void)
+{
+    static const char *args[] = {"-t", "3", "--no-mem", "--exec", "3", "--exec-every", "400ms", NULL};
+    pid_t pid = sim_start(args);
+    REQUIRE(pid > 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+    felix_snapshot *s[2];
+    felix_snapshot_new(&s[0]);
+    felix_snapshot_new(&s[1]);
+    felix_delta *d;
+    uint64_t hz = freq();
+    felix_delta_new(&d, hz, 0);
+    REQUIRE(felix_shm_snapshot(shm, s[0]) == 0);
+    unsigned long ok = 0, restart = 0, other = 0, execs = 0, bogus = 0;
+    int cur = 1;
+    int64_t end = t_now_ns() + 10000000000LL;
+    while (t_now_ns() < end && felix_shm_get_info(shm)->image < 4) {
+        t_sleep_ms(1);
+        int rc = felix_shm_snapshot(shm, s[cur]);
+        if (rc == FELIX_ERESTART) {
+            restart++;
+            continue;
+        }
+        if (rc < 0) {
+            other++;
+            fprintf(stderr, "snapshot: %s\n", felix_error_detail());
+            continue;
+        }
+        ok++;
+        REQUIRE(felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0);
+        const felix_frame *f = felix_delta_frame(d);
+        if (f->events & FELIX_FRAME_EXEC) {
+            execs++;
+            CHECK_EQ(f->interval_ns, 0);
+        }
+        for (size_t i = 0; i < f->nthreads; i++)
+            for (int k = 0; k < FELIX_NCOUNTERS; k++)
+                if (felix_counter_is_time(k) && (double)felix_delta_thread(d, i)->d[k] > (double)hz * (f->interval_s + 0.05))
+                    bogus++;
+        cur ^= 1;
+    }
+    /* The last image is up and sampled normally. */
+    for (int i = 0; i < 5000 && felix_snapshot_get_info(s[cur ^ 1])->nthreads < 3; i++) {
+        t_sleep_ms(1);
+        if (felix_shm_snapshot(shm, s[cur ^ 1]) < 0)
+            continue;
+    }
+    fprintf(stderr, "exec: %lu good, %lu restarting, %lu exec frames, image %u\n", ok, restart, execs,
+            felix_shm_get_info(shm)->image);
+    CHECK_EQ(other, 0);
+    CHECK_EQ(bogus, 0);
+    CHECK_EQ(felix_shm_get_info(shm)->image, 4);
+    CHECK_EQ(execs, 3);
+    CHECK(restart > 0); /* the 0-byte and all-zero windows were seen */
+    CHECK_EQ(felix_snapshot_get_info(s[cur ^ 1])->nthreads, 3);
+    CHECK_EQ(WEXITSTATUS(sim_stop(pid)), 0);
+    felix_snapshot_free(s[0]);
+    felix_snapshot_free(s[1]);
+    felix_delta_free(d);
+    felix_shm_close(shm);
+}
+
+/* TIDs of the process's threads named sim-worker-*. */
+static size_t worker_tids(pid_t pid, uint32_t *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    size_t n = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) && n < cap) {
+        uint32_t tid = (uint32_t)atoi(e->d_name);
+        if (tid && worker_k(pid, tid))
+            out[n++] = tid;
+    }
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+/* felix-sim's segment in each layout, walked by a reader written here from
+ * the layout (not libfelix): a clean list holding exactly the workers' TIDs,
+ * and in legacy slots only the five counters old FEX had. */
+static void layouts_walk_clean(void)
+{
+    static const struct { const char *flag, *val; unsigned slot; } cases[] = {
+        {"--legacy-layout", NULL, 48}, {"--app-type", "Linux64", 80}, {"--extra-fields", "3", 112}};
+    for (size_t c = 0; c < 3; c++) {
+        const char *args[] = {"-t", "5", "--no-mem", cases[c].flag, cases[c].val, NULL};
+        pid_t pid = sim_start(args);
+        REQUIRE(pid > 0);
+        t_sleep_ms(300); /* let every worker run some periods */
+        char path[64];
+        snprintf(path, sizeof path, "/dev/shm/fex-%d-stats", (int)pid);
+        unsigned char buf[4096];
+        int fd = open(path, O_RDONLY);
+        REQUIRE(fd >= 0);
+        ssize_t n = pread(fd, buf, sizeof buf, 0);
+        close(fd);
+        REQUIRE(n == 4096);
+        uint16_t tss;
+        uint32_t off;
+        memcpy(&tss, buf + 2, 2);
+        memcpy(&off, buf + 52, 4);
+        unsigned ss = tss ? tss : 48;
+        CHECK_EQ(ss, cases[c].slot);
+        uint32_t want[16], got[16];
+        size_t nw = worker_tids(pid, want, 16), ng = 0, steps = 0;
+        CHECK_EQ(nw, 5);
+        int clean = 1;
+        while (off && steps++ < 64) {
+            if (off < 64 || (off - 64) % ss || off + ss > 4096) {
+                clean = 0;
+                break;
+            }
+            uint32_t next, tid;
+            memcpy(&next, buf + off, 4);
+            memcpy(&tid, buf + off + 4, 4);
+            if (tid && ng < 16)
+                got[ng++] = tid;
+            if (ss == 48) { /* soft-float is the last word: thread k counts 1000*k/s */
+                uint64_t sf;
+                memcpy(&sf, buf + off + 40, 8);
+                CHECK(sf > 0 && sf < 1000000);
+            }
+            off = next;
+        }
+        CHECK(clean);
+        CHECK_EQ(ng, nw);
+        for (size_t i = 0; i < ng; i++) {
+            int found = 0;
+            for (size_t j = 0; j < nw; j++)
+                found |= got[i] == want[j];
+            CHECK(found);
+        }
+        /* And libfelix agrees: no anomalies. */
+        felix_shm *shm;
+        REQUIRE(felix_shm_open_pid(&shm, pid, 0) == 0);
+        felix_snapshot *snap;
+        felix_snapshot_new(&snap);
+        REQUIRE(felix_shm_snapshot(shm, snap) == 0);
+        const felix_snapshot_info *si = felix_snapshot_get_info(snap);
+        CHECK_EQ(si->nthreads, 5);
+        CHECK_EQ(si->anomaly_bad_offset + si->anomaly_cycle + si->anomaly_dup_tid, 0);
+        felix_snapshot_free(snap);
+        felix_shm_close(shm);
+        sim_stop(pid);
+    }
+}
+
 T_MAIN(T(steady_rates_recovered), T(warmup_then_quiet), T(storm_raises_flags), T(churn_every_ms),
-       T(layouts), T(grow_4k), T(grow_16k), T(grow_64k), T(app_type_unknown), T(exit_and_stale))
+       T(layouts), T(grow_4k), T(grow_16k), T(grow_64k), T(app_type_unknown), T(exit_and_stale),
+       T(exec_scenario), T(layouts_walk_clean))

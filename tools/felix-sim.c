@@ -52,7 +52,16 @@ static struct {
     int exit_status;
     int64_t period_ns;
     const char *name;
-} opt = {4, SC_STEADY, 0, 1, 0, 0, 1, 0, "FEX-2610-felix-sim", 1, 1, 0, 10000000, "sim-worker"};
+    unsigned execs;        /* re-exec this many more times */
+    int64_t exec_every_ns; /* after running this long */
+    int64_t exec_gap_ns;   /* 0 bytes, then zeros, for this long in a new image */
+    int spin;              /* timed blocks use the CPU instead of sleeping */
+    double time_scale;     /* every time share multiplied by this */
+} opt = {4, SC_STEADY, 0, 1, 0, 0, 1, 0, "FEX-2610-felix-sim", 1, 1, 0, 10000000, "sim-worker",
+         0, 1000000000, 20000000, 0, 1.0};
+
+/* Which image of this process we are (1 = first; more after each exec). */
+static unsigned image = 1;
 
 /* ---- the segment, written as FEX writes it ---- */
 #define RESERVE (4u << 20)
@@ -73,32 +82,44 @@ static atomic_int stop_flag;
 static _Atomic uint32_t *u32at(uint32_t off) { return (_Atomic uint32_t *)(void *)(seg.base + off); }
 static _Atomic uint64_t *u64at(uint32_t off) { return (_Atomic uint64_t *)(void *)(seg.base + off); }
 
-static int seg_map(uint32_t size)
+/* Size the object and map it; publish the new Size once a header exists. */
+static int seg_map(uint32_t size, int publish)
 {
     if (ftruncate(seg.fd, size) < 0)
         return -1;
     if (mmap(seg.base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, seg.fd, 0) == MAP_FAILED)
         return -1;
     seg.size = size;
-    atomic_store_explicit(u32at(56), size, memory_order_relaxed);
+    if (publish)
+        atomic_store_explicit(u32at(56), size, memory_order_relaxed);
     return 0;
 }
+
+static void sleep_ns(int64_t ns);
 
 static int seg_create(void)
 {
     snprintf(seg.path, sizeof seg.path, "/dev/shm/fex-%d-stats", (int)getpid());
     mode_t um = umask(0);
     umask(um);
+    /* After an exec this truncates the same object to 0 bytes, as FEX's
+     * shm_open(O_CREAT | O_TRUNC) does; then it is a page of zeros, and
+     * only then gets a header. --exec-gap holds each state a while. */
     seg.fd = open(seg.path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0777 & ~um);
     if (seg.fd < 0)
         return -1;
+    if (image > 1)
+        sleep_ns(opt.exec_gap_ns / 2);
     seg.base = mmap(NULL, RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (seg.base == MAP_FAILED)
         return -1;
     seg.slot = opt.legacy ? 48 : 80 + 8 * opt.extra;
     seg.slot = (seg.slot + 15) & ~15u;
-    if (seg_map((uint32_t)opt.page) < 0)
+    if (seg_map((uint32_t)opt.page, 0) < 0)
         return -1;
+    if (image > 1)
+        sleep_ns(opt.exec_gap_ns - opt.exec_gap_ns / 2);
+    atomic_store_explicit(u32at(56), seg.size, memory_order_relaxed);
     seg.base[0] = 2;
     seg.base[1] = (unsigned char)opt.app_type;
     uint16_t tss = opt.legacy ? 0 : (uint16_t)seg.slot;
@@ -124,7 +145,7 @@ static uint32_t slot_alloc(uint32_t tid)
                 break;
             }
         }
-        if (off || seg.size >= RESERVE || seg_map(seg.size * 2) < 0)
+        if (off || seg.size >= RESERVE || seg_map(seg.size * 2, 1) < 0)
             break;
     }
     if (off) {
@@ -185,6 +206,12 @@ static void sleep_until(int64_t t)
         ;
 }
 
+static void sleep_ns(int64_t ns)
+{
+    if (ns > 0)
+        sleep_until(mono_ns() + ns);
+}
+
 /* ---- a worker's activity ---- */
 /* Shares of wall time (fractions) and rates per second for one thread. */
 struct profile {
@@ -193,6 +220,11 @@ struct profile {
 };
 static const int time_field[4] = {8, 16, 56, 64};   /* byte offsets in a slot */
 static const int count_field[5] = {72, 32, 24, 40, 48};
+
+/* Whether a counter at this byte offset exists in the slot layout: legacy
+ * 48-byte slots hold only JIT time, signal time, SIGBUS, SMC and soft-float,
+ * and a write past them would land in the next slot's Next and TID. */
+static int in_slot(int field) { return (uint32_t)field + 8 <= seg.slot; }
 
 /* The documented rates of each scenario for thread k (1-based) at time t s. */
 static void profile_for(struct profile *p, unsigned k, double t)
@@ -268,6 +300,9 @@ static void *worker_main(void *arg)
         struct profile pr;
         profile_for(&pr, w->k, t);
         for (int a = 0; a < 4; a++) {
+            if (!in_slot(time_field[a]))
+                continue;
+            pr.share[a] *= opt.time_scale;
             /* The target follows elapsed time, so a late or long sleep is
              * made up at the next turn and the total never drifts. */
             int64_t at = mono_ns();
@@ -278,7 +313,7 @@ static void *worker_main(void *arg)
                 continue;
             uint64_t b = felix_clock_ticks(), e;
             int64_t need_ns = (int64_t)(need / (double)freq_hz * 1e9);
-            if (need_ns < 500000) {
+            if (need_ns < 500000 || opt.spin) {
                 /* Short blocks spin: a sleep would overshoot them several
                  * times over, and the overshoot shows at a window's edge. */
                 while ((e = felix_clock_ticks()) - b < (uint64_t)need)
@@ -294,6 +329,8 @@ static void *worker_main(void *arg)
         }
         int64_t cnow = mono_ns();
         for (int c = 0; c < 5; c++) {
+            if (!in_slot(count_field[c]))
+                continue;
             target[c] += pr.rate[c] * (double)(cnow - clast) / 1e9; /* by elapsed time */
             uint64_t add = (uint64_t)(target[c] - added[c]);
             added[c] += (double)add;
@@ -464,6 +501,39 @@ static void *mgr_main(void *arg)
     return NULL;
 }
 
+/* exec ourselves, as a launcher chain does: the same PID, a new image. The
+ * other threads vanish mid-whatever, as they do in a real exec; the segment
+ * is left as it is until the new image truncates it. */
+static void reexec(char **argv, int64_t end, pid_t child)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%u", image + 1);
+    setenv("FELIX_SIM_IMAGE", buf, 1);
+    snprintf(buf, sizeof buf, "%u", opt.execs - 1);
+    setenv("FELIX_SIM_EXECS", buf, 1);
+    snprintf(buf, sizeof buf, "%lld", (long long)end);
+    setenv("FELIX_SIM_END", buf, 1);
+    snprintf(buf, sizeof buf, "%d", (int)(child > 0 ? child : 0));
+    setenv("FELIX_SIM_CHILD", buf, 1);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    /* Under an emulator (FELIX_EXEC_WRAPPER=qemu-aarch64), exec it again. */
+    const char *wrap = getenv("FELIX_EXEC_WRAPPER");
+    char *args[512];
+    size_t k = 0;
+    if (wrap && *wrap)
+        args[k++] = (char *)wrap;
+    args[k++] = self;
+    for (int i = 1; argv[i] && k < 511; i++)
+        args[k++] = argv[i];
+    args[k] = NULL;
+    execvp(args[0], args);
+    tool_error(prog, "cannot exec %s: %s", args[0], strerror(errno));
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -485,6 +555,14 @@ static void usage(FILE *f)
             "      --period D         activity period of each worker (default 10ms)\n"
             "      --thread-name P    name worker k \"P-k\" (default sim-worker; 15 bytes kept)\n"
             "      --no-mem           do not create FEX-named memory regions\n"
+            "      --exec N           re-exec itself N times while running (same PID), as a\n"
+            "                         launcher chain does; each new image truncates the object\n"
+            "                         to 0 bytes, extends it to a page, then writes the header\n"
+            "      --exec-every D     run each image this long before the next exec (default 1s)\n"
+            "      --exec-gap D       hold the 0-byte and all-zero states this long (default 20ms)\n"
+            "      --spin             timed blocks use the CPU (busy-wait) instead of sleeping,\n"
+            "                         as real FEX compiles on the CPU\n"
+            "      --time-scale F     multiply every time share by F (0.01-1; default 1)\n"
             "      --no-unlink        leave the segment behind on exit (like a crashed FEX)\n"
             "      --exit-status N    exit with status N (default 0)\n"
             "  -h, --help             this help\n"
@@ -504,13 +582,16 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    enum { O_SEED = 256, O_LEGACY, O_EXTRA, O_APP, O_PAGE, O_FEXV, O_NOMEM, O_NOUNLINK, O_EXIT, O_PERIOD, O_NAME };
+    enum { O_SEED = 256, O_LEGACY, O_EXTRA, O_APP, O_PAGE, O_FEXV, O_NOMEM, O_NOUNLINK, O_EXIT, O_PERIOD, O_NAME,
+           O_EXEC, O_EXEC_EVERY, O_EXEC_GAP, O_SPIN, O_TSCALE };
     static const struct option lo[] = {
         {"threads", 1, 0, 't'},       {"scenario", 1, 0, 's'},      {"duration", 1, 0, 'd'},
         {"seed", 1, 0, O_SEED},       {"legacy-layout", 0, 0, O_LEGACY}, {"extra-fields", 1, 0, O_EXTRA},
         {"app-type", 1, 0, O_APP},    {"page-size", 1, 0, O_PAGE},  {"fex-version", 1, 0, O_FEXV},
         {"no-mem", 0, 0, O_NOMEM},    {"no-unlink", 0, 0, O_NOUNLINK}, {"exit-status", 1, 0, O_EXIT},
-        {"period", 1, 0, O_PERIOD},   {"thread-name", 1, 0, O_NAME}, {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'},
+        {"period", 1, 0, O_PERIOD},   {"thread-name", 1, 0, O_NAME}, {"exec", 1, 0, O_EXEC},
+        {"exec-every", 1, 0, O_EXEC_EVERY}, {"exec-gap", 1, 0, O_EXEC_GAP}, {"spin", 0, 0, O_SPIN},
+        {"time-scale", 1, 0, O_TSCALE}, {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'},
         {0, 0, 0, 0}};
     long ps = sysconf(_SC_PAGESIZE);
     opt.page = ps > 0 ? (size_t)ps : 4096;
@@ -578,6 +659,27 @@ int main(int argc, char **argv)
             if (tool_parse_duration(optarg, 1000000, &opt.period_ns) < 0 || opt.period_ns < 100000)
                 goto bad;
             break;
+        case O_EXEC:
+            if (tool_parse_uint(optarg, 0, 1000, &v) < 0)
+                goto bad;
+            opt.execs = (unsigned)v;
+            break;
+        case O_EXEC_EVERY:
+            if (tool_parse_duration(optarg, 1000000000, &opt.exec_every_ns) < 0 || opt.exec_every_ns < 10000000)
+                goto bad;
+            break;
+        case O_EXEC_GAP:
+            if (tool_parse_duration(optarg, 1000000, &opt.exec_gap_ns) < 0 || opt.exec_gap_ns > 10000000000LL)
+                goto bad;
+            break;
+        case O_SPIN: opt.spin = 1; break;
+        case O_TSCALE: {
+            char *end;
+            opt.time_scale = strtod(optarg, &end);
+            if (*end || !(opt.time_scale >= 0.01 && opt.time_scale <= 1))
+                goto bad;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-sim %s\n", felix_version()); return 0;
         default: return tool_bad_option(prog, c, argv);
@@ -588,6 +690,16 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     char **cmd = optind < argc ? argv + optind : NULL;
+    /* An image after an exec: what the first image started with. */
+    const char *env_image = getenv("FELIX_SIM_IMAGE");
+    int64_t env_end = 0;
+    pid_t env_child = 0;
+    if (env_image) {
+        image = (unsigned)atoi(env_image);
+        opt.execs = (unsigned)atoi(getenv("FELIX_SIM_EXECS") ? getenv("FELIX_SIM_EXECS") : "0");
+        env_end = getenv("FELIX_SIM_END") ? atoll(getenv("FELIX_SIM_END")) : 0;
+        env_child = getenv("FELIX_SIM_CHILD") ? (pid_t)atoi(getenv("FELIX_SIM_CHILD")) : 0;
+    }
     if (felix_clock_frequency(&freq_hz, NULL) < 0) {
         tool_error(prog, "no cycle counter: %s", felix_error_detail());
         return EXIT_FAILURE_GENERIC;
@@ -612,7 +724,7 @@ int main(int argc, char **argv)
         make_regions();
 
     int64_t start = mono_ns();
-    int64_t end = opt.duration_ns ? start + opt.duration_ns : 0;
+    int64_t end = env_image ? env_end : opt.duration_ns ? start + opt.duration_ns : 0;
     struct worker *ws = NULL;
     unsigned nw = opt.scenario == SC_CHURN ? 0 : opt.threads;
     if (nw) {
@@ -639,13 +751,15 @@ int main(int argc, char **argv)
             break;
         sleep_until(mono_ns() + 1000000);
     }
-    printf("%d\n", (int)getpid());
-    fflush(stdout);
+    if (!env_image) { /* said once, by the first image */
+        printf("%d\n", (int)getpid());
+        fflush(stdout);
+    }
 
     /* -- COMMAND: run it with {} replaced by our PID; end when it ends. */
-    pid_t child = -1;
+    pid_t child = env_child > 0 ? env_child : -1;
     int child_status = 0;
-    if (cmd) {
+    if (cmd && !env_image) {
         char pidstr[16];
         snprintf(pidstr, sizeof pidstr, "%d", (int)getpid());
         setenv("FELIX_PID", pidstr, 1);
@@ -667,16 +781,23 @@ int main(int argc, char **argv)
     if (opt.scenario == SC_CHURN || opt.scenario == SC_GROW)
         have_mgr = pthread_create(&mgr, NULL, mgr_main, NULL) == 0;
 
-    /* Wait for the end of the duration or a signal. */
+    /* Wait for the end of the duration, a signal, or the next exec. */
+    int64_t exec_at = opt.execs ? start + opt.exec_every_ns : 0;
     for (;;) {
         int sig = 0;
-        if (!end) {
+        if (exec_at && mono_ns() >= exec_at && (!end || exec_at < end))
+            reexec(argv, end, child), exec_at = 0; /* returns only when exec failed */
+        if (!end && !exec_at) {
             if (sigwait(&sigs, &sig) != 0)
                 continue;
         } else {
-            int64_t left = end - mono_ns();
-            if (left <= 0)
-                break;
+            int64_t until = end && (!exec_at || end < exec_at) ? end : exec_at;
+            int64_t left = until - mono_ns();
+            if (left <= 0) {
+                if (until == end)
+                    break;
+                continue;
+            }
             struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
             sig = sigtimedwait(&sigs, NULL, &ts);
             if (sig <= 0)
