@@ -58,6 +58,7 @@ int tool_exit_status(int code)
     case FELIX_EINVAL: return EXIT_USAGE;
     case FELIX_ESRCH: return EXIT_NO_PROCESS;
     case FELIX_ENOSTATS:
+    case FELIX_ERESTART:
     case FELIX_ESTALE: return EXIT_NO_STATS;
     case FELIX_EVERSION: return EXIT_VERSION;
     case FELIX_EACCES:

@@ -46,11 +46,16 @@ static void usage(FILE *f)
             "  -V, --version          version\n\n"
             "Stops and finalizes the recording when the process exits, at the end of --duration,\n"
             "or on SIGINT, SIGTERM or SIGHUP.\n\n"
+            "A process that execs keeps its PID and recording goes on: FEX's new image truncates\n"
+            "the statistics object and writes a new header. While it does (\"restarting\"), no\n"
+            "sample is taken; the recording marks the exec, and no figure spans the two images.\n"
+            "Attaching to a brand-new object waits up to 2 s for FEX to write its header.\n\n"
             "Exit status:\n"
             "  0    recorded until the process exited or the duration ended\n"
             "  2    usage error\n"
             "  3    no such process\n"
-            "  4    no statistics: not a FEX process, FEX_PROFILESTATS off, or a stale segment\n"
+            "  4    no statistics: not a FEX process, FEX_PROFILESTATS off, a stale segment, or\n"
+            "       something at the path that is not a FEX statistics object (a FIFO, a directory)\n"
             "  5    unsupported statistics version\n"
             "  6    permission denied (or a segment owned by another user)\n"
             "  7    I/O error (disk full, closed pipe): the file is readable up to the last sample\n"
@@ -137,12 +142,8 @@ int main(int argc, char **argv)
         if (pid < 0)
             return -pid;
     }
-    sigprocmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a full disk: EFBIG, not death */
-    if (interval < 1000000000) /* wake at the deadline, not up to 50 us after it */
-        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-
+    /* Attaching may wait (bounded) for a header FEX has not written yet;
+     * a signal until then ends us at once, with nothing recorded. */
     live lv;
     int rc = live_open(&lv, pid, mem_interval > 0 ? mem_interval : 1000000000, mem_interval > 0);
     if (rc < 0) {
@@ -150,6 +151,11 @@ int main(int argc, char **argv)
         live_close(&lv);
         return tool_exit_status(rc);
     }
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit is a full disk: EFBIG, not death */
+    if (interval < 1000000000) /* wake at the deadline, not up to 50 us after it */
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
     uint64_t hz;
     felix_rec_header h;
     if ((rc = live_header(&lv, &h, interval)) < 0) {
@@ -188,32 +194,38 @@ int main(int argc, char **argv)
         int64_t now = live_now();
         if (duration && now - start >= duration)
             break;
-        if ((rc = live_sample(&lv, snap, NULL)) < 0) {
+        rc = live_sample(&lv, snap, NULL);
+        if (rc < 0 && rc != FELIX_ERESTART) {
             tool_error(prog, "%s", felix_error_detail());
             reason = "segment error";
             exit_status = tool_exit_status(rc);
             break;
         }
-        if ((rc = felix_rec_write_sample(w, snap, lv.info, lv.ninfo)) < 0) {
-            tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
-                       to_stdout ? "the output" : out);
-            reason = "I/O error";
-            exit_status = EXIT_IO;
-            break;
+        /* Restarting (the process is exec'ing): nothing to record this time;
+         * the next image is recorded as it comes (the writer marks the exec). */
+        if (rc == 0) {
+            if ((rc = felix_rec_write_sample(w, snap, lv.info, lv.ninfo)) < 0) {
+                tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
+                           to_stdout ? "the output" : out);
+                reason = "I/O error";
+                exit_status = EXIT_IO;
+                break;
+            }
+            if (have_prev && felix_delta_compute(delta, prev, snap) == 0)
+                load = felix_delta_frame(delta)->load_pct;
+            felix_snapshot *tmp = prev;
+            prev = snap;
+            snap = tmp;
+            have_prev = 1;
         }
-        if (have_prev && felix_delta_compute(delta, prev, snap) == 0)
-            load = felix_delta_frame(delta)->load_pct;
-        felix_snapshot *tmp = prev;
-        prev = snap;
-        snap = tmp;
-        have_prev = 1;
         if (status_line && now - last_status >= 1000000000) {
             last_status = now;
             int64_t el = (now - start) / 1000000000;
-            fprintf(stderr, "\r\033[K%s: PID %d  %02lld:%02lld:%02lld  %llu samples  %.1f KiB  FEX load %.1f%%", prog,
+            const felix_shm_info *shi = felix_shm_get_info(lv.shm);
+            fprintf(stderr, "\r\033[K%s: PID %d  %02lld:%02lld:%02lld  %llu samples  %.1f KiB  FEX load %.1f%%%s", prog,
                     (int)pid, (long long)(el / 3600), (long long)(el / 60 % 60), (long long)(el % 60),
                     (unsigned long long)felix_rec_writer_samples(w), (double)felix_rec_writer_bytes(w) / 1024.0,
-                    load);
+                    load, rc == FELIX_ERESTART ? "  restarting (exec)" : shi->image > 1 ? "  exec'd" : "");
         }
         /* The next deadline; count the ones we overran. */
         next += interval;

@@ -113,26 +113,28 @@ static void start_curses(struct top_model *m)
 
 /* ---- the model ---- */
 
-static struct top_row *find_row(struct top_model *m, uint32_t tid, int create)
-{
-    for (size_t i = 0; i < m->nrows; i++)
-        if (m->rows[i].tid == tid)
-            return &m->rows[i];
-    if (!create)
-        return NULL;
-    if (tool_grow((void **)&m->rows, &m->rows_cap, m->nrows + 1, sizeof *m->rows) < 0)
-        return NULL;
-    struct top_row *r = &m->rows[m->nrows++];
-    memset(r, 0, sizeof *r);
-    r->tid = tid;
-    r->cpu_share = -1;
-    return r;
-}
-
 typedef const char *(*name_fn)(void *ctx, uint32_t tid, char *buf, size_t len);
 typedef int (*cpu_fn)(void *ctx, uint32_t tid, uint64_t *ns);
 
-/* A new frame: rows, history, memory. */
+/* A thread's CPU time (ns) and its JIT ticks then: the JIT share of the CPU
+ * time between two such readings. */
+static void row_cpu(struct top_model *m, struct top_row *r, uint64_t jit, uint64_t cpu)
+{
+    if (r->have_cpu && cpu > r->cpu_ns_at && jit >= r->jit_ticks_at) {
+        double js = (double)(jit - r->jit_ticks_at) / (double)m->freq_hz;
+        double cs = (double)(cpu - r->cpu_ns_at) / 1e9;
+        r->cpu_share = cs > 0 ? js / cs * 100.0 : -1;
+    }
+    if (!r->have_cpu || cpu != r->cpu_ns_at) {
+        r->cpu_ns_at = cpu;
+        r->jit_ticks_at = jit;
+        r->have_cpu = 1;
+    }
+}
+
+/* A new frame: rows, history, memory. names and cpus (may be NULL) look a
+ * thread up by TID in O(1): the recording reader's tables. Live, the
+ * sampler's facts are applied with model_live_info() instead. */
 static void model_frame(struct top_model *m, felix_delta *d, const felix_snapshot *cur, int64_t start_mono,
                         name_fn names, cpu_fn cpus, void *ctx, int64_t now)
 {
@@ -143,14 +145,17 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
     m->time_s = (double)(si->mono_ns - start_mono) / 1e9;
     m->head = si->head;
     m->size = si->size;
+    m->image = f->image;
+    m->restarting = 0;
     for (size_t i = 0; i < m->nrows; i++)
         m->rows[i].load = m->rows[i].exited ? 0 : -1; /* -1: not seen yet */
     for (size_t i = 0; i < f->nthreads; i++) {
         const felix_thread_delta *t = felix_delta_thread(d, i);
-        struct top_row *r = find_row(m, t->tid, 1);
+        struct top_row *r = top_add_row(m, t->tid);
         if (!r)
             break;
-        if (r->exited) { /* the TID came back */
+        if (r->exited || (t->state & FELIX_TD_STARTED && f->events & FELIX_FRAME_EXEC)) {
+            /* the TID came back, or lives on in a new image: a new thread */
             memset(r, 0, sizeof *r);
             r->tid = t->tid;
             r->cpu_share = -1;
@@ -160,21 +165,11 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
         if (!r->name[0] && names)
             names(ctx, t->tid, r->name, sizeof r->name);
         uint64_t cpu;
-        if (cpus && cpus(ctx, t->tid, &cpu) == 0) {
-            uint64_t jit = t->abs[FELIX_C_JIT_TIME];
-            if (r->have_cpu && cpu > r->cpu_ns_at && jit >= r->jit_ticks_at) {
-                double js = (double)(jit - r->jit_ticks_at) / (double)m->freq_hz;
-                double cs = (double)(cpu - r->cpu_ns_at) / 1e9;
-                r->cpu_share = cs > 0 ? js / cs * 100.0 : -1;
-            }
-            if (!r->have_cpu || cpu != r->cpu_ns_at) {
-                r->cpu_ns_at = cpu;
-                r->jit_ticks_at = jit;
-                r->have_cpu = 1;
-            }
-        }
+        if (cpus && cpus(ctx, t->tid, &cpu) == 0)
+            row_cpu(m, r, t->abs[FELIX_C_JIT_TIME], cpu);
     }
     /* Threads that left: dimmed for a grace period, then gone. */
+    size_t before = m->nrows;
     for (size_t i = 0; i < m->nrows;) {
         struct top_row *r = &m->rows[i];
         if (r->load < 0 && !r->exited) {
@@ -188,6 +183,8 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
         }
         i++;
     }
+    if (m->nrows != before)
+        top_reindex(m);
     if (f->interval_ns > 0) {
         m->hist_head = (m->hist_head + 1) % TOP_HIST;
         struct top_hist *h = &m->hist[m->hist_head];
@@ -209,6 +206,22 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
             m->regions[i].rss = r->rss;
             m->nregions++;
         }
+    }
+}
+
+/* Names and CPU times the live sampler read this time (a bounded number). */
+static void model_live_info(struct top_model *m, const live *l, const felix_snapshot *cur)
+{
+    for (size_t i = 0; i < l->ninfo; i++) {
+        const felix_rec_thread_info *x = &l->info[i];
+        struct top_row *r = top_find_row(m, x->tid);
+        if (!r || r->exited)
+            continue;
+        if (x->name)
+            snprintf(r->name, sizeof r->name, "%s", x->name);
+        const felix_thread *t = x->has_cpu ? felix_snapshot_find(cur, x->tid) : NULL;
+        if (t)
+            row_cpu(m, r, t->c[FELIX_C_JIT_TIME], x->cpu_ns);
     }
 }
 
@@ -254,23 +267,6 @@ static void redraw(struct top_model *m)
 }
 
 /* ---- live ---- */
-
-static const char *live_name(void *ctx, uint32_t tid, char *buf, size_t len)
-{
-    live *l = ctx;
-    return felix_proc_thread_name(l->pid, (pid_t)tid, buf, len) == 0 ? buf : NULL;
-}
-
-static int live_cpu(void *ctx, uint32_t tid, uint64_t *ns)
-{
-    live *l = ctx; /* CPU times as the live sampler read them (slow cadence) */
-    for (size_t i = 0; i < l->ninfo; i++)
-        if (l->info[i].tid == tid && l->info[i].has_cpu) {
-            *ns = l->info[i].cpu_ns;
-            return 0;
-        }
-    return -1;
-}
 
 static const int64_t intervals[] = {1000000, 2000000, 5000000, 10000000, 20000000, 50000000, 100000000,
                                     200000000, 500000000, 1000000000, 2000000000, 5000000000LL, 10000000000LL};
@@ -325,7 +321,11 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
         int64_t now = live_now();
         if (m.state != ST_EXITED && now >= next) {
             static char why[256];
-            if ((rc = live_sample(&lv, s[cur], NULL)) < 0) { /* say why the numbers stopped */
+            if ((rc = live_sample(&lv, s[cur], NULL)) == FELIX_ERESTART) {
+                /* exec'ing: the new image's numbers come next */
+                m.restarting = 1;
+                dirty = 1;
+            } else if (rc < 0) { /* say why the numbers stopped */
                 snprintf(why, sizeof why, "%s", felix_error_detail());
                 m.message = why;
                 dirty = 1;
@@ -339,12 +339,20 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
                     m.record_path = NULL;
                 }
                 if (have_prev && felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0) {
-                    model_frame(&m, d, s[cur], h.start_mono_ns, live_name, live_cpu, &lv, now);
-                    dirty = !m.view_paused;
+                    model_frame(&m, d, s[cur], h.start_mono_ns, NULL, NULL, NULL, now);
+                    model_live_info(&m, &lv, s[cur]);
+                    dirty = !m.view_paused || (felix_delta_frame(d)->events & FELIX_FRAME_EXEC);
                 } else if (!have_prev) {
                     felix_delta_compute(d, NULL, s[cur]);
-                    model_frame(&m, d, s[cur], h.start_mono_ns, live_name, live_cpu, &lv, now);
+                    model_frame(&m, d, s[cur], h.start_mono_ns, NULL, NULL, NULL, now);
+                    model_live_info(&m, &lv, s[cur]);
                     dirty = 1;
+                }
+                if (felix_delta_frame(d)->events & FELIX_FRAME_EXEC) {
+                    /* A new image: its name, FEX and app type may differ. */
+                    felix_proc_name(pid, m.name, sizeof m.name);
+                    snprintf(m.fex_version, sizeof m.fex_version, "%s", si->fex_version);
+                    snprintf(m.app_type, sizeof m.app_type, "%s", si->app_type_name);
                 }
                 have_prev = 1;
                 cur ^= 1;
@@ -434,6 +442,8 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
     felix_snapshot_free(s[1]);
     felix_delta_free(d);
     free(m.rows);
+    free(m.row_index);
+    free(m.view);
     live_close(&lv);
     return status;
 }
@@ -472,6 +482,8 @@ static int replay_step(struct replay *p, struct top_model *m)
         rc = felix_rec_next(p->r, p->s[p->cur], &ev, &item);
         if (rc < 0)
             return rc;
+        if (item == FELIX_REC_EVENT && ev.kind == FELIX_EV_EXEC)
+            m->message = "the process exec'd here (new image)";
         if (item == FELIX_REC_EVENT && ev.kind == FELIX_EV_PROCESS_EXITED) {
             m->exit_known = ev.has_status;
             m->exit_status = ev.status;
@@ -503,6 +515,7 @@ static int replay_goto(struct replay *p, struct top_model *m, int64_t n)
     p->have_prev = 0;
     m->hist_n = 0;
     m->nrows = 0;
+    top_reindex(m);
     felix_delta_reset(p->d);
     while (felix_rec_sample_number(p->r) < n)
         if ((rc = replay_step(p, m)) < 0)
@@ -638,6 +651,8 @@ static int run_replay(const char *path)
     felix_snapshot_free(p.s[1]);
     felix_rec_reader_close(p.r);
     free(m.rows);
+    free(m.row_index);
+    free(m.view);
     return status;
 }
 

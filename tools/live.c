@@ -1,10 +1,13 @@
 #include "live.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common.h"
 
 int64_t live_now(void)
 {
@@ -32,7 +35,41 @@ void live_close(live *l)
     felix_snapshot_free(l->prev);
     free(l->info);
     free(l->names);
+    free(l->tasks);
     memset(l, 0, sizeof *l);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The process's real threads, from /proc/<pid>/task. */
+static void read_tasks(live *l)
+{
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)l->pid);
+    DIR *d = opendir(path);
+    l->ntasks = 0;
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        unsigned long tid = strtoul(e->d_name, &end, 10);
+        if (*end || !tid || tool_grow((void **)&l->tasks, &l->tasks_cap, l->ntasks + 1, sizeof *l->tasks) < 0)
+            continue;
+        l->tasks[l->ntasks++] = (uint32_t)tid;
+    }
+    closedir(d);
+    if (l->ntasks)
+        qsort(l->tasks, l->ntasks, sizeof *l->tasks, cmp_u32);
+}
+
+static int is_task(const live *l, uint32_t tid)
+{
+    return l->ntasks && bsearch(&tid, l->tasks, l->ntasks, sizeof tid, cmp_u32) != NULL;
 }
 
 int live_sample(live *l, felix_snapshot *snap, int *slow_out)
@@ -63,12 +100,21 @@ int live_sample(live *l, felix_snapshot *snap, int *slow_out)
     /* Names when a thread is first seen, and again every tenth slow sample
      * (threads rarely rename); CPU times at every slow sample. */
     int renames = slow && l->slow_count++ % 10 == 0;
+    if (slow)
+        read_tasks(l);
     l->ninfo = 0;
+    unsigned fresh_reads = 0; /* names of new threads read without the task list */
     for (uint32_t i = 0; i < si->nthreads; i++) {
         uint32_t tid = felix_snapshot_thread(snap, i)->tid;
         int first = !l->have_prev || !felix_snapshot_find(l->prev, tid);
         if (!first && !slow)
             continue;
+        /* A TID the process does not have (a stale or forged slot) costs
+         * nothing; a new thread not yet in the list may be read, 64 a sample. */
+        int real = is_task(l, tid);
+        if (!real && !(first && fresh_reads < 64))
+            continue;
+        fresh_reads += !real;
         felix_rec_thread_info *x = &l->info[l->ninfo];
         x->tid = tid;
         x->name = (first || renames) &&
@@ -76,7 +122,8 @@ int live_sample(live *l, felix_snapshot *snap, int *slow_out)
                       ? l->names[l->ninfo]
                       : NULL;
         x->has_cpu = slow && felix_proc_thread_cpu_ns(l->pid, (pid_t)tid, &x->cpu_ns) == 0;
-        l->ninfo++;
+        if (x->name || x->has_cpu)
+            l->ninfo++;
     }
     if ((rc = felix_snapshot_copy(l->prev, snap)) < 0)
         return rc;

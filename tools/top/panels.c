@@ -97,8 +97,13 @@ static void status_bar(const struct top_model *m)
                                               : "LIVE";
     /* The state, the recording and any note first: they must survive a
      * narrow terminal. */
-    snprintf(buf, sizeof buf, " felix-top %s | %s%s%s | %s | %s%sPID %d %s | %s | %s | Head %u Size %u",
-             felix_version(), state, m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", iv,
+    char image[64] = "";
+    if (m->restarting)
+        snprintf(image, sizeof image, " | restarting (exec)");
+    else if (m->image > 1)
+        snprintf(image, sizeof image, " | exec'd: image %u", m->image);
+    snprintf(buf, sizeof buf, " felix-top %s | %s%s%s%s | %s | %s%sPID %d %s | %s | %s | Head %u Size %u",
+             felix_version(), state, image, m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", iv,
              m->message ? m->message : "", m->message ? " | " : "", m->pid, m->name, m->fex_version, m->app_type,
              m->head, m->size);
     attron(A_REVERSE);
@@ -134,32 +139,6 @@ static void title(struct top_model *m, int p, int y, const char *text)
     put(y, 0, buf, COLS);
     attroff(attr);
     m->title_row[p] = y;
-}
-
-static int row_cmp_sort;
-
-static int cmp_rows(const void *a, const void *b)
-{
-    const struct top_row *x = a, *y = b;
-    if (x->exited != y->exited)
-        return x->exited - y->exited;
-    switch (row_cmp_sort) {
-    case SORT_JIT_COUNT:
-        if (x->jit_count != y->jit_count)
-            return x->jit_count < y->jit_count ? 1 : -1;
-        break;
-    case SORT_TID: break;
-    case SORT_NAME: {
-        int c = strcmp(x->name, y->name);
-        if (c)
-            return c;
-        break;
-    }
-    default:
-        if (x->load != y->load)
-            return x->load < y->load ? 1 : -1;
-    }
-    return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
 static const char *const sort_names[] = {"load", "blocks", "TID", "name"};
@@ -206,9 +185,13 @@ static void jit_panel(struct top_model *m, int y, int h)
     if (crow > h - 2)
         crow = h - 2 > 0 ? h - 2 : 0;
     int trows = h - 1 - crow; /* header + threads */
-    row_cmp_sort = m->sort;
-    if (m->nrows)
-        qsort(m->rows, m->nrows, sizeof *m->rows, cmp_rows);
+    /* Only the rows that fit are chosen, with one pass over all of them. */
+    int over = 0; /* a JIT/CPU share above 100% is shown (see the legend) */
+    size_t nview = top_select_rows(m, trows > 1 ? (size_t)(trows - 1) : 0);
+    for (size_t i = 0; i < nview; i++)
+        over |= m->rows[m->view[i]].cpu_share > 100.0;
+    if (over && nview + 1 >= (size_t)trows && nview > 0) /* room for the legend */
+        nview--;
     const int fixed = 8 + 1 + 16 + 1 + 7 + 1 + 1 + 8 + 1 + 10;
     int bw = COLS - fixed - 1;
     if (bw < 4)
@@ -221,11 +204,13 @@ static void jit_panel(struct top_model *m, int y, int h)
         put(y + 1, 0, hd, COLS);
         attroff(A_BOLD);
     }
-    for (int i = 0; i < trows - 1 && (size_t)i < m->nrows; i++) {
-        const struct top_row *r = &m->rows[i];
+    for (int i = 0; (size_t)i < nview; i++) {
+        const struct top_row *r = &m->rows[m->view[i]];
         int yy = y + 2 + i;
         char line[160], share[16];
-        if (r->cpu_share >= 0)
+        if (r->cpu_share > 100.0) /* JIT time is wall time: see the legend */
+            snprintf(share, sizeof share, "  >100%%*");
+        else if (r->cpu_share >= 0)
             snprintf(share, sizeof share, "%7.0f%%", r->cpu_share);
         else
             snprintf(share, sizeof share, "%8s", "-");
@@ -239,6 +224,13 @@ static void jit_panel(struct top_model *m, int y, int h)
             bar(m, yy, 8 + 1 + 16 + 1 + 7, bw, r->load / 100.0, color(m, lvl));
         snprintf(line, sizeof line, " %s %10llu", share, (unsigned long long)r->jit_count);
         put(yy, COLS - 20 < 0 ? 0 : COLS - 20, line, 20);
+    }
+    if (over && trows > 1) {
+        attron(A_DIM);
+        put(y + 2 + (int)nview, 0,
+            " * JIT time above the thread's CPU time: it was compiling but off the CPU (preempted or blocked)",
+            COLS);
+        attroff(A_DIM);
     }
     counters(m, y + h - crow, crow);
 }
@@ -347,6 +339,10 @@ static void help_overlay(void)
         "s              cycle the thread order",
         "+ / -          sampling interval (live; down to 1 ms)",
         "p              pause the view (sampling goes on)",
+        "JIT/CPU >100%*  JIT time counts wall time: the thread was",
+        "               compiling but preempted or blocked",
+        "exec'd         the process exec'd (same PID, new image);",
+        "               no figure spans two images",
         "?              this help      q   quit",
         "",
         "Replay: Space pause, Left/Right one sample,",

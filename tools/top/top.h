@@ -53,7 +53,13 @@ struct top_model {
     double time_s;          /* since the start */
     struct top_row *rows;
     size_t nrows, rows_cap;
+    uint32_t *row_index;    /* open addressing by TID: row + 1, 0 empty */
+    size_t row_index_cap;   /* power of two, at least twice nrows */
+    uint32_t *view;         /* rows drawn, in order (scratch of the JIT panel) */
+    size_t view_cap;
     int sort;
+    uint32_t image;         /* the process image shown (1, more after execs) */
+    int restarting;         /* the statistics object is being recreated */
     /* memory */
     int have_mem;
     uint64_t mem_total;
@@ -73,6 +79,16 @@ struct top_model {
     const char *message;    /* a one-line note in the status bar */
     int title_row[P_COUNT]; /* where each panel's title was drawn (-1: not) */
 };
+
+/* The row of a thread, or NULL. */
+struct top_row *top_find_row(struct top_model *m, uint32_t tid);
+/* The row of a thread, added when new; NULL when out of memory. */
+struct top_row *top_add_row(struct top_model *m, uint32_t tid);
+/* Rebuild the TID index after rows were removed or moved. */
+int top_reindex(struct top_model *m);
+/* The first n rows in the chosen order, into m->view (bounded work: one
+ * pass over the rows, n log n per kept row); returns how many. */
+size_t top_select_rows(struct top_model *m, size_t n);
 
 /* Draw everything into stdscr (no refresh). */
 void top_draw(struct top_model *m);
