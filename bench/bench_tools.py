@@ -109,3 +109,53 @@ p99 = dev[int(0.99 * (len(dev) - 1))]
 drift = (sum(late[-50:]) / 50) - (sum(late[:50]) / 50)
 print("felix-rec at 10 ms over %.0f s: interval jitter p99 %.0f us, drift %+.0f us, CPU %.2f%% of a core" % (
     SECS, p99 * 1e6, drift * 1e6, 100 * cpu10 / SECS))
+
+# 6. A 16 MiB segment (209,714 threads, felix86's largest) held by a live
+#    process: felix-top's reaction to a key and to q, felix-rec at 1 s.
+import struct
+holder = subprocess.Popen(["sleep", "600"])
+seg = "/dev/shm/fex-%d-stats" % holder.pid
+size = 16 << 20
+n = (size - 64) // 80
+b = bytearray(size)
+b[0], b[1] = 2, 1
+struct.pack_into("<H", b, 2, 80)
+struct.pack_into("<II", b, 52, 64, size)
+for i in range(n):
+    off = 64 + 80 * i
+    struct.pack_into("<IIQ", b, off, off + 80 if i + 1 < n else 0, 0x40000000 + i, 1000 + i)
+with open(seg, "wb") as f:
+    f.write(b)
+if TOP:
+    sock = os.path.join(tmp, "tmux-huge.sock")
+    def tm(*a):
+        return subprocess.run(["tmux", "-S", sock] + list(a), capture_output=True, text=True).stdout
+    tm("new-session", "-d", "-x", "200", "-y", "60", "%s -i 1s %d; echo FELIX-TOP-EXIT; sleep 60" % (TOP, holder.pid))
+    def wait_screen(pred, limit=30):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if pred(tm("capture-pane", "-p")):
+                return time.monotonic() - t0
+            time.sleep(0.002)
+        return float("inf")
+    wait_screen(lambda s: "%d threads" % n in s)
+    lat = []
+    for k in range(10):
+        tm("send-keys", "?")
+        lat.append(wait_screen(lambda s: "felix-top keys" in s, 10))
+        tm("send-keys", "?")
+        lat.append(wait_screen(lambda s: "felix-top keys" not in s, 10))
+    lat.sort()
+    tm("send-keys", "q")
+    quit_s = wait_screen(lambda s: "FELIX-TOP-EXIT" in s, 20)
+    tm("kill-server")
+    print("felix-top on a 16 MiB segment (%d threads): key reaction median %.0f ms, max %.0f ms (with tmux polling); "
+          "quit %.0f ms after q" % (n, 1000 * lat[len(lat) // 2], 1000 * lat[-1], 1000 * quit_s))
+hugerec = os.path.join(tmp, "huge.felix")
+r6 = rec(holder.pid, hugerec, "1s", 10)
+cpu6 = wait_rusage(r6)
+holder.kill()
+holder.wait()
+os.unlink(seg)
+samples = thread_samples(hugerec)[1] // n
+print("felix-rec at 1 s on a 16 MiB segment: %d samples in 10 s, %.0f ms CPU per sample" % (samples, 1000 * cpu6 / max(samples, 1)))

@@ -8,6 +8,7 @@
 #include <curses.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void fill(struct top_model *m, int frame)
@@ -86,6 +87,39 @@ int main(void)
                 (double)med / 1e6, (double)p99 / 1e6);
         fflush(stdout);
     }
+    /* A 16 MiB segment's worth of rows (209,714): the panel picks the rows
+     * that fit with one pass, it does not sort them all. */
+    enum { HUGE = 209714, HN = 20 };
+    struct top_model *hm = calloc(1, sizeof *hm);
+    hm->rows = calloc(HUGE, sizeof *hm->rows);
+    hm->rows_cap = HUGE;
+    hm->nrows = HUGE;
+    hm->freq_hz = 1000000000;
+    hm->utf8 = 1;
+    hm->have_frame = 1;
+    hm->frame.nthreads = HUGE;
+    for (size_t i = 0; i < HUGE; i++) {
+        hm->rows[i].tid = 0x40000000u + (uint32_t)i;
+        hm->rows[i].load = (double)((i * 7919) % 10007) / 100.0;
+        hm->rows[i].cpu_share = -1;
+    }
+    top_reindex(hm);
+    resizeterm(60, 200);
+    for (int i = 0; i < HN; i++) {
+        hm->rows[(size_t)i * 977 % HUGE].load += 1; /* the order moves a little */
+        int64_t a = bench_ns();
+        top_draw(hm);
+        refresh();
+        t[i] = bench_ns() - a;
+    }
+    endwin();
+    int64_t med = bench_quantile(t, HN, 0.5), mx = bench_quantile(t, HN, 1.0);
+    fprintf(stdout, "felix-top render 200x60 with %d threads: median %.3f ms, max %.3f ms per frame\n", HUGE,
+            (double)med / 1e6, (double)mx / 1e6);
+    free(hm->rows);
+    free(hm->row_index);
+    free(hm->view);
+    free(hm);
     delscreen(scr);
     return 0;
 }

@@ -15,13 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
+struct sort_key;
+
 struct felix_delta {
     felix_frame frame;
     uint64_t cum_gone[FELIX_NCOUNTERS];
     felix_thread_delta *live;
     size_t live_cap;
-    uint32_t *order, *tmp;
-    size_t order_cap, tmp_cap;
+    uint32_t *order;
+    size_t order_cap;
+    struct sort_key *keys, *keys2; /* sort scratch, as many as live */
+    size_t keys_cap, keys2_cap;
     felix_thread_delta *exited;
     size_t exited_cap;
 };
@@ -49,7 +53,8 @@ void felix_delta_free(felix_delta *d)
         return;
     free(d->live);
     free(d->order);
-    free(d->tmp);
+    free(d->keys);
+    free(d->keys2);
     free(d->exited);
     free(d);
 }
@@ -104,35 +109,46 @@ static int add_exited(felix_delta *d, const felix_thread *p)
 }
 
 /* Sort order[] by load, highest first, then by TID: a bottom-up merge sort
- * through tmp[] (as large as order[]), n log n comparisons, so even a
- * 16 MiB segment's 209,714 threads sort in a few milliseconds. */
-static int before(const felix_thread_delta *a, const felix_thread_delta *b)
+ * of compact keys (16 bytes, not the 300-byte thread entries) through two
+ * key buffers, n log n comparisons over sequential memory, so even a 16 MiB
+ * segment's 209,714 threads sort in a few milliseconds. */
+struct sort_key {
+    double load;
+    uint32_t tid, idx;
+};
+
+static int before(const struct sort_key *a, const struct sort_key *b)
 {
-    if (a->load_pct != b->load_pct)
-        return a->load_pct > b->load_pct;
+    if (a->load != b->load)
+        return a->load > b->load;
     return a->tid < b->tid;
 }
 
 static void sort_order(felix_delta *d, size_t n)
 {
-    uint32_t *src = d->order, *dst = d->tmp;
+    struct sort_key *src = d->keys, *dst = d->keys2;
+    for (size_t i = 0; i < n; i++) {
+        src[i].load = d->live[i].load_pct;
+        src[i].tid = d->live[i].tid;
+        src[i].idx = (uint32_t)i;
+    }
     for (size_t w = 1; w < n; w *= 2) {
         for (size_t lo = 0; lo < n; lo += 2 * w) {
             size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
             size_t i = lo, j = mid, k = lo;
             while (i < mid && j < hi)
-                dst[k++] = before(&d->live[src[j]], &d->live[src[i]]) ? src[j++] : src[i++];
+                dst[k++] = before(&src[j], &src[i]) ? src[j++] : src[i++];
             while (i < mid)
                 dst[k++] = src[i++];
             while (j < hi)
                 dst[k++] = src[j++];
         }
-        uint32_t *t = src;
+        struct sort_key *t = src;
         src = dst;
         dst = t;
     }
-    if (src != d->order)
-        memcpy(d->order, src, n * sizeof *src);
+    for (size_t i = 0; i < n; i++)
+        d->order[i] = src[i].idx;
 }
 
 /* The thread with this TID in s, trying index i first: list order is stable
@@ -159,7 +175,8 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     if (n > d->live_cap &&
         ((rc = fx_grow((void **)&d->live, &d->live_cap, n, sizeof *d->live)) < 0 ||
          (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0 ||
-         (rc = fx_grow((void **)&d->tmp, &d->tmp_cap, n, sizeof *d->tmp)) < 0))
+         (rc = fx_grow((void **)&d->keys, &d->keys_cap, n, sizeof *d->keys)) < 0 ||
+         (rc = fx_grow((void **)&d->keys2, &d->keys2_cap, n, sizeof *d->keys2)) < 0))
         return rc;
 
     felix_frame *f = &d->frame;

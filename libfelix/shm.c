@@ -14,8 +14,9 @@
  *    ends at the first revisit, and the walk can never take more steps than
  *    there are slots.
  *  - image counts the process images seen: it moves on when a good snapshot
- *    follows a restart window, the object shrank, or its identity (FEX
- *    version, app type, slot size) changed.
+ *    follows a restart window, the object shrank, was truncated without
+ *    growing (its mtime moved), or its identity (FEX version, app type, slot
+ *    size) changed.
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -68,6 +69,7 @@ struct felix_shm {
     int have_good;        /* a good header was seen */
     int restarted;        /* a restart window was seen since then */
     uint32_t good_real;   /* real size at the last good header */
+    struct timespec good_mtime; /* the object's mtime then */
     unsigned char ident[HDR_FEX_VERSION + HDR_FEX_VERSION_LEN]; /* header bytes 0..51 */
 };
 
@@ -406,8 +408,13 @@ static int read_header(felix_shm *shm)
     if (h.mapped_size != shm->info.mapped_size && shm->info.mapped_size)
         h.remaps++;
     /* A new image: after a restart window, a smaller object (FEX never
-     * shrinks one it runs in), or another FEX, app type or layout. */
+     * shrinks one it runs in), another FEX, app type or layout, or a
+     * truncation we did not see: the mtime moved (truncation and growth move
+     * it; writes through FEX's mapping and the unlink at FEX's exit do not)
+     * and the object did not grow. */
+    int mtime_moved = st.st_mtim.tv_sec != shm->good_mtime.tv_sec || st.st_mtim.tv_nsec != shm->good_mtime.tv_nsec;
     if (shm->have_good && (shm->restarted || h.real_size < shm->good_real ||
+                           (mtime_moved && h.real_size <= shm->good_real) ||
                            memcmp(shm->ident, b, sizeof shm->ident) != 0))
         h.image++;
     if (!h.image)
@@ -415,6 +422,7 @@ static int read_header(felix_shm *shm)
     shm->restarted = 0;
     shm->have_good = 1;
     shm->good_real = h.real_size;
+    shm->good_mtime = st.st_mtim;
     memcpy(shm->ident, b, sizeof shm->ident);
     shm->info = h;
     return 0;

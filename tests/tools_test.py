@@ -365,6 +365,102 @@ def case_example_jit_totals():
     check(got.get("sim-worker-3", 0) > got.get("sim-worker-1", 1), "thread 3 compiles more than thread 1")
 
 
+def items(path):
+    """Every CBOR item of a recording, decoded with zstd and cbor2 (not libfelix)."""
+    code = ("import sys, cbor2, json\nf = sys.stdin.buffer\nout = []\nwhile True:\n"
+            "    try: i = cbor2.load(f)\n    except cbor2.CBORDecodeEOF: break\n"
+            "    out.append({str(k): (v if isinstance(v, (int, str, bool)) else None) for k, v in i.items()})\n"
+            "print(json.dumps(out))\n")
+    z = subprocess.run(["zstd", "-dcq", path], capture_output=True).stdout
+    r = subprocess.run(["/usr/bin/python3", "-c", code], input=z, capture_output=True, check=True)
+    return json.loads(r.stdout)
+
+
+def segment_image(threads, size=4096, fex=b"FEX-test"):
+    """A version-2 segment image with 80-byte slots and threads (TIDs) linked in order."""
+    import struct
+    b = bytearray(size)
+    b[0], b[1] = 2, 1
+    struct.pack_into("<H", b, 2, 80)
+    b[4:4 + len(fex)] = fex
+    struct.pack_into("<II", b, 52, 64 if threads else 0, size)
+    for i, tid in enumerate(threads):
+        off = 64 + 80 * i
+        nxt = off + 80 if i + 1 < len(threads) else 0
+        struct.pack_into("<IIQ", b, off, nxt, tid, 1000 * (i + 1))
+    return bytes(b)
+
+
+def case_exec_recorded():
+    """felix-rec keeps recording a process that execs itself three times: the
+    recording marks each exec, and no row spans two images."""
+    sim = Sim("-t", "2", "--no-mem", "--exec", "3", "--exec-every", "600ms", "-d", "3s")
+    out = os.path.join(TMP, "exec.felix")
+    r = run(REC + [str(sim.pid), "-i", "20ms", "-q", "-o", out], text=True)
+    check(r.returncode == 0, "felix-rec exit %d: %s" % (r.returncode, r.stderr))
+    sim.stop()
+    it = items(out)
+    execs = [i for i in it if i.get("0") == 2 and i.get("2") == 7]
+    check([e.get("8") for e in execs] == [2, 3, 4], "exec events with image numbers: %s" % execs)
+    samples = [i for i in it if i.get("0") == 1]
+    check(len(samples) > 60, "samples across the execs: %d" % len(samples))
+    check(max(s.get("10", 1) for s in samples) == 4, "samples of the fourth image")
+    check(any(i.get("0") == 2 and i.get("5") == "process exited" for i in it), "stopped at the process's exit")
+    rows = csv_rows(out, "--threads")
+    for row in rows:
+        # A wrapped delta across an exec would show as seconds of JIT in 20 ms.
+        check(float(row["jit_s"]) <= 0.2, "no delta across images: %s" % row)
+    check(len(rows) > 60, "thread rows: %d" % len(rows))
+
+
+def case_not_a_stats_object():
+    """A FIFO, a directory or a device at the segment's path: status 4 at once,
+    with the path and what it is; SIGTERM ends a waiting recorder promptly."""
+    holder = subprocess.Popen(["sleep", "60"])
+    seg = "/dev/shm/fex-%d-stats" % holder.pid
+    out = os.path.join(TMP, "x.felix")
+    for make, what in ((lambda: os.mkfifo(seg), "a FIFO"), (lambda: os.mkdir(seg), "a directory"),
+                       (lambda: os.symlink("/dev/zero", seg), "a symbolic link"),
+                       (lambda: os.mknod(seg, 0o600 | 0o020000, os.makedev(1, 5)), "a character device")):
+        make()
+        t0 = time.monotonic()
+        r = run(REC + [str(holder.pid), "-o", out], text=True, timeout=20)
+        check(r.returncode == 4, "%s: exit %d %r" % (what, r.returncode, r.stderr))
+        check("not a FEX statistics object (%s)" % what in r.stderr and seg in r.stderr, "message: %r" % r.stderr)
+        check(time.monotonic() - t0 < 5, "%s: did not block" % what)
+        (os.rmdir if what == "a directory" else os.unlink)(seg)
+    holder.kill()
+    holder.wait()
+    # Waiting for a FEX process: SIGTERM ends it at once.
+    rec = subprocess.Popen(REC + ["--watch", "-q", "-o", out])
+    time.sleep(0.3)
+    rec.terminate()
+    check(rec.wait(timeout=5) != 0, "felix-rec --watch ended by SIGTERM")
+
+
+def case_watch_before_header():
+    """--watch attaches to a brand-new object before FEX wrote its header,
+    waits for the header, and records."""
+    out = os.path.join(TMP, "early.felix")
+    rec = subprocess.Popen(REC + ["--watch", "-i", "50ms", "-q", "-o", out], stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    holder = subprocess.Popen(["sleep", "60"])
+    seg = "/dev/shm/fex-%d-stats" % holder.pid
+    fd = os.open(seg, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o600)  # 0 bytes, as FEX's shm_open
+    time.sleep(0.3)
+    os.ftruncate(fd, 4096)  # a page of zeros
+    time.sleep(0.3)
+    os.pwrite(fd, segment_image([holder.pid]), 0)  # then the header
+    time.sleep(1.0)
+    holder.kill()
+    holder.wait()
+    check(rec.wait(timeout=20) == 0, "felix-rec exit %s: %s" % (rec.returncode, rec.stderr.read()))
+    os.close(fd)
+    os.unlink(seg)
+    samples = [i for i in items(out) if i.get("0") == 1]
+    check(len(samples) >= 5, "samples after the header appeared: %d" % len(samples))
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":

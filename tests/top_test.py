@@ -254,6 +254,11 @@ def case_demo_resize_stdin():
     start("%s --demo -i 250ms" % TOP)
     s = wait_for(lambda s: "sim-worker-6" in s, what="the demo's threads")
     pid = int(re.search(r"PID (\d+)", s).group(1))
+    # Its timed blocks use the CPU, as FEX's JIT does: JIT/CPU shares are real
+    # percentages (a preempted thread may still show >100%*, explained).
+    s = wait_for(lambda s: re.search(r"sim-worker-\d.*\s(\d+)%\s+\d+\s*$", s, re.M), 10, "a JIT/CPU share")
+    shares = [int(x) for x in re.findall(r"sim-worker-\d.*\s(\d+)%\s+\d+\s*$", s, re.M)]
+    check(shares and min(shares) <= 100, "the demo's JIT/CPU shares are plausible: %s" % shares)
     check(os.path.exists("/dev/shm/fex-%d-stats" % pid), "the demo's segment")
     tmux("resize-window", "-t", "t", "-x", "80", "-y", "24")
     s = wait_for(lambda s: len(s.splitlines()[0]) <= 80 and "History" in s, 5, "a re-laid 80x24 screen")
@@ -286,6 +291,51 @@ def case_exit_statuses():
         check("FELIX-TOP-EXIT=%d" % status in s, "%s: status %d" % (arg, status))
         lines = [l for l in s.splitlines() if l.strip() and "FELIX-TOP-EXIT" not in l]
         check(len(lines) == 1 and text in lines[0], "%s: one line: %r" % (arg, lines))
+
+
+def case_exec_shown():
+    """A process that execs: felix-top says so in its header and keeps showing it."""
+    sim = Sim("-t", "3", "--exec", "2", "--exec-every", "1500ms")
+    start("%s -i 100ms %d" % (TOP, sim.pid))
+    wait_for(lambda s: "sim-worker-3" in s, what="threads")
+    s = wait_for(lambda s: "exec'd: image 2" in s, 10, "the first exec in the header")
+    s = wait_for(lambda s: "exec'd: image 3" in s and "sim-worker-3" in s and "LIVE" in s, 10,
+                 "the second exec, the process still shown")
+    check("PID %d" % sim.pid in s, "same PID")
+    check("PROCESS EXITED" not in s, "an exec is not an exit")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 10, "exit")
+    sim.stop()
+
+
+def case_huge_segment():
+    """A 16 MiB segment (209,714 threads, felix86's largest): felix-top shows it and
+    quits on q (the per-frame times are in bench_top)."""
+    import struct
+    holder = subprocess.Popen(["sleep", "120"])
+    seg = "/dev/shm/fex-%d-stats" % holder.pid
+    size = 16 << 20
+    n = (size - 64) // 80
+    b = bytearray(size)
+    b[0], b[1] = 2, 1
+    struct.pack_into("<HII", b, 2, 80, 0, 0)
+    struct.pack_into("<II", b, 52, 64, size)
+    for i in range(n):
+        off = 64 + 80 * i
+        struct.pack_into("<IIQ", b, off, off + 80 if i + 1 < n else 0, 0x40000000 + i, 1000 + i)
+    with open(seg, "wb") as f:
+        f.write(b)
+    start("%s -i 1s %d" % (TOP, holder.pid))
+    s = wait_for(lambda s: "%d threads" % n in s, 30, "the 16 MiB segment's threads")
+    keys("j")
+    wait_for(lambda s: "Memory" in s, 5, "a key handled")
+    t0 = time.monotonic()
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 10, "exit after q")
+    print("felix-top quit %.2f s after q on a 16 MiB segment" % (time.monotonic() - t0), file=sys.stderr)
+    os.unlink(seg)
+    holder.kill()
+    holder.wait()
 
 
 CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}

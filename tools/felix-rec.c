@@ -211,8 +211,8 @@ int main(int argc, char **argv)
                 exit_status = EXIT_IO;
                 break;
             }
-            if (have_prev && felix_delta_compute(delta, prev, snap) == 0)
-                load = felix_delta_frame(delta)->load_pct;
+            if (status_line && have_prev && felix_delta_compute(delta, prev, snap) == 0)
+                load = felix_delta_frame(delta)->load_pct; /* only for the status line */
             felix_snapshot *tmp = prev;
             prev = snap;
             snap = tmp;
