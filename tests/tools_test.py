@@ -461,6 +461,53 @@ def case_watch_before_header():
     check(len(samples) >= 5, "samples after the header appeared: %d" % len(samples))
 
 
+def case_outputs_protected():
+    """No output destroys data: an existing recording needs --force, a tool never
+    writes its own input (by name, symlink or hard link) or a FEX statistics
+    object, and a failed felix-csv export leaves the old file and no half file."""
+    import hashlib
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+    sim = Sim("-t", "2", "--no-mem")
+    old = record(sim, 0.5, "100ms")
+    before = digest(old)
+    r = run(REC + [str(sim.pid), "-d", "300ms", "-q", "-o", old], text=True)
+    check(r.returncode == 2 and "--force" in r.stderr and old in r.stderr, "existing file: %d %r" % (r.returncode, r.stderr))
+    check(digest(old) == before, "the existing recording is untouched")
+    r = run(REC + [str(sim.pid), "-d", "300ms", "-q", "--force", "-o", old], text=True)
+    check(r.returncode == 0 and digest(old) != before, "--force replaces it: %d %r" % (r.returncode, r.stderr))
+    seg = "/dev/shm/fex-%d-stats" % sim.pid
+    seg_before = open(seg, "rb").read(64)
+    for target in (seg, "/dev/shm/fex-999999-stats", "/dev/shm/../shm/fex-%d-stats" % sim.pid):
+        r = run(REC + [str(sim.pid), "-d", "300ms", "-q", "--force", "-o", target], text=True)
+        check(r.returncode == 2 and "FEX statistics object" in r.stderr, "%s: %d %r" % (target, r.returncode, r.stderr))
+    check(not os.path.exists("/dev/shm/fex-999999-stats"), "nothing created in /dev/shm")
+    check(open(seg, "rb").read(64) == seg_before and sim.p.poll() is None, "the live segment and its process are intact")
+    link = os.path.join(TMP, "link-to-seg")
+    os.symlink(seg, link)
+    r = run(CSV + ["-o", link, old], text=True)
+    check(r.returncode == 2 and "FEX statistics object" in r.stderr, "a link to the segment: %d %r" % (r.returncode, r.stderr))
+    sim.stop()
+    rec_digest = digest(old)
+    sym, hard = os.path.join(TMP, "sym.felix"), os.path.join(TMP, "hard.felix")
+    os.symlink(old, sym)
+    os.link(old, hard)
+    for target in (old, sym, hard):
+        r = run(CSV + ["-o", target, old], text=True)
+        check(r.returncode == 2 and "is the input" in r.stderr, "-o %s: %d %r" % (target, r.returncode, r.stderr))
+    check(digest(old) == rec_digest, "the recording read is untouched")
+    good = os.path.join(TMP, "good.csv")
+    r = run(CSV + ["-o", good, old], text=True)
+    check(r.returncode == 0 and open(good).read().startswith("frame,"), "an export: %d %r" % (r.returncode, r.stderr))
+    good_digest = digest(good)
+    # A big export that cannot be written (a file size limit): the old file stays.
+    big = os.path.join(TMP, "big.felix")
+    subprocess.run(WRAP + [os.environ["FELIX_MAKE_RECORDING"], big, "5000", "100", "8"], check=True)
+    r = run(["bash", "-c", "ulimit -f 4; exec \"$@\"", "csv"] + CSV + ["--threads", "-o", good, big], text=True)
+    check(r.returncode == 7, "a failed export: exit %d %r" % (r.returncode, r.stderr))
+    check(digest(good) == good_digest, "the old export is untouched")
+    check(not [f for f in os.listdir(TMP) if f.startswith(".good.csv.")], "no temporary file left")
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":

@@ -95,9 +95,111 @@ void tool_error(const char *prog, const char *fmt, ...)
     fprintf(stderr, "%s: %s\n", prog, msg);
 }
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <regex.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Whether path names a FEX statistics object: /dev/shm/fex-<n>-stats after
+ * resolving links in its directory (the file itself need not exist). */
+static int is_fex_stats_path(const char *path)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? (slash == path ? "/" : path) : ".");
+    int n = 0, pid = 0;
+    if (sscanf(base, "fex-%d-stats%n", &pid, &n) == 1 && base[n] == '\0' && realpath(dir, real) &&
+        strcmp(real, "/dev/shm") == 0)
+        return 1;
+    /* Or a link (of any name) that resolves to one. */
+    if (realpath(path, real) && strncmp(real, "/dev/shm/", 9) == 0 &&
+        sscanf(real + 9, "fex-%d-stats%n", &pid, &n) == 1 && real[9 + n] == '\0')
+        return 1;
+    return 0;
+}
+
+int tool_check_output(const char *prog, const char *path, const char *input, int replace)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    if (is_fex_stats_path(path)) {
+        tool_error(prog, "refusing to write %s: it is a FEX statistics object (the emulated process would break)",
+                   path);
+        return EXIT_USAGE;
+    }
+    struct stat out, in;
+    if (stat(path, &out) != 0)
+        return 0; /* a new file */
+    if (input && strcmp(input, "-") != 0 && stat(input, &in) == 0 && in.st_dev == out.st_dev &&
+        in.st_ino == out.st_ino) {
+        tool_error(prog, "refusing to write %s: it is the input %s", path, input);
+        return EXIT_USAGE;
+    }
+    if (S_ISREG(out.st_mode) && !replace) {
+        tool_error(prog, "refusing to replace %s, which exists (use --force to replace it)", path);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int tool_atomic_open(const char *prog, tool_atomic *a, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    a->path = path;
+    if (snprintf(a->tmp, sizeof a->tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
+                 slash ? slash + 1 : path) >= (int)sizeof a->tmp) {
+        tool_error(prog, "cannot create %s: path too long", path);
+        return -1;
+    }
+    int fd = mkstemp(a->tmp);
+    if (fd < 0) {
+        tool_error(prog, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    mode_t um = umask(0);
+    umask(um);
+    fchmod(fd, 0666 & ~um); /* as fopen would have made it */
+    if (!(a->f = fdopen(fd, "w"))) {
+        tool_error(prog, "cannot create %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(a->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int tool_atomic_commit(const char *prog, tool_atomic *a)
+{
+    int bad = fflush(a->f) != 0 || fsync(fileno(a->f)) != 0;
+    int err = errno;
+    if (fclose(a->f) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    a->f = NULL;
+    if (!bad && rename(a->tmp, a->path) != 0) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad) {
+        tool_error(prog, "cannot write %s: %s (nothing was replaced)", a->path, strerror(err));
+        unlink(a->tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void tool_atomic_abort(tool_atomic *a)
+{
+    if (a->f)
+        fclose(a->f);
+    a->f = NULL;
+    unlink(a->tmp);
+}
 
 static int matches(const regex_t *re, const felix_proc_entry *e)
 {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit statuses, documented in every tool's --help and man page. */
 enum {
@@ -47,6 +48,30 @@ pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile
 
 /* Grow *buf (*cap elements of elem bytes) to hold need; 0 or -1. */
 int tool_grow(void **buf, size_t *cap, size_t need, size_t elem);
+
+/*
+ * Outputs that never destroy data. tool_check_output() refuses, with one
+ * line and EXIT_USAGE, an output path that is the input itself (same device
+ * and inode, through any link; input may be NULL or "-"), a FEX statistics
+ * object (anything under /dev/shm named fex-<n>-stats, or a file that is
+ * one), or, unless replace, an existing file. Returns 0 when it is safe.
+ */
+int tool_check_output(const char *prog, const char *path, const char *input, int replace);
+
+/* A file written through a temporary one in the same directory, renamed over
+ * path only by tool_atomic_commit(): a failed export leaves nothing behind,
+ * and an older file of that name untouched. */
+typedef struct tool_atomic {
+    char tmp[4096];
+    const char *path;
+    FILE *f;
+} tool_atomic;
+/* Create the temporary file; prints why and returns -1 on failure. */
+int tool_atomic_open(const char *prog, tool_atomic *a, const char *path);
+/* Flush, sync and rename it over path (0), or print why and remove it (-1). */
+int tool_atomic_commit(const char *prog, tool_atomic *a);
+/* Remove the temporary file (an export that failed). */
+void tool_atomic_abort(tool_atomic *a);
 
 /* Format helpers for fast text output into a buffer: each appends to *p. */
 char *tool_fmt_u64(char *p, uint64_t v);

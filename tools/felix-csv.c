@@ -28,7 +28,10 @@ static void usage(FILE *f)
             "Usage: felix-csv [OPTIONS] FILE|-\n"
             "Turn a felix recording into rows: one per sample (default) or one per thread per\n"
             "sample (--threads), as CSV (RFC 4180 quoting), TSV or JSON lines; or a summary.\n\n"
-            "  -o, --output FILE    write there instead of standard output\n"
+            "  -o, --output FILE    write there instead of standard output, through a temporary\n"
+            "                       file renamed over FILE when the export is complete (a failed\n"
+            "                       export leaves no half file); never the input itself or a\n"
+            "                       FEX statistics object\n"
             "  -t, --threads        one row per thread per sample\n"
             "  -f, --format FMT     csv (default), tsv or jsonl\n"
             "      --from S         start S seconds after the recording's start\n"
@@ -48,7 +51,8 @@ static void usage(FILE *f)
             "  cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,cpu_s\n"
             "  (cpu_s: host CPU time in the interval, as often as the recorder sampled it).\n"
             "The first sample is the baseline: rows start at frame 1.\n\n"
-            "Exit status: 0 done; 2 usage; 5 a newer recording format; 6 permission denied;\n"
+            "Exit status: 0 done; 2 usage (or an output that is the input or a FEX statistics\n"
+            "  object); 5 a newer recording format; 6 permission denied;\n"
             "  7 unreadable, truncated or corrupt recording (rows before the damage are written);\n"
             "  1 any other error.\n");
 }
@@ -439,6 +443,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *in = argv[optind];
+    if ((c = tool_check_output(prog, outpath, in, 1)) != 0)
+        return c;
     felix_rec_reader *r;
     int rc = felix_rec_reader_open_path(&r, in);
     if (rc < 0) {
@@ -446,11 +452,14 @@ int main(int argc, char **argv)
         return rc == FELIX_EVERSION ? EXIT_VERSION : rc == FELIX_EACCES ? EXIT_PERMISSION : EXIT_IO;
     }
     ofile = stdout;
-    if (outpath && !(ofile = fopen(outpath, "w"))) {
-        tool_error(prog, "cannot create %s: %s", outpath, strerror(errno));
-        return EXIT_IO;
+    tool_atomic out;
+    if (outpath) {
+        if (tool_atomic_open(prog, &out, outpath) < 0)
+            return EXIT_IO;
+        ofile = out.f;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed output shows as EPIPE */
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit shows as EFBIG, not death */
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -681,9 +690,15 @@ int main(int argc, char **argv)
             tool_error(prog, "cannot write the output: %s", strerror(out_failed));
         status = out_failed == EPIPE ? status : EXIT_IO;
     }
-    if (ofile != stdout && fclose(ofile) != 0 && status == EXIT_OK) {
-        tool_error(prog, "cannot write %s: %s", outpath, strerror(errno));
-        status = EXIT_IO;
+    if (ofile != stdout) {
+        /* A complete export replaces FILE; a failed one leaves it as it was.
+         * Rows read before damage in the input are complete rows: kept. */
+        if (out_failed || interrupted)
+            tool_atomic_abort(&out);
+        else if (tool_atomic_commit(prog, &out) < 0 && status == EXIT_OK)
+            status = EXIT_IO;
+        if (out_failed)
+            status = EXIT_IO;
     }
     free(mem);
     free(prev_cpu);

@@ -31,7 +31,10 @@ static void usage(FILE *f)
             "Record a FEX process's statistics (FEX_PROFILESTATS=1) as raw snapshots in the felix\n"
             "recording format (zstd-compressed CBOR; see docs/recording-format.md). Every sample\n"
             "is flushed as it is written, so a killed recorder loses at most one sample.\n\n"
-            "  -o, --output FILE      the recording ('-' writes to standard output)\n"
+            "  -o, --output FILE      the recording ('-' writes to standard output); an existing\n"
+            "                         file is never replaced unless --force is given, and a FEX\n"
+            "                         statistics object (/dev/shm/fex-N-stats) never is\n"
+            "  -f, --force            replace FILE if it exists\n"
             "  -i, --interval D       sampling interval: 250ms, 1s, 500us; a bare number is ms\n"
             "                         (default 1s, at least 1ms)\n"
             "      --mem-interval D   memory regions, thread names and CPU times at most this\n"
@@ -52,7 +55,8 @@ static void usage(FILE *f)
             "Attaching to a brand-new object waits up to 2 s for FEX to write its header.\n\n"
             "Exit status:\n"
             "  0    recorded until the process exited or the duration ended\n"
-            "  2    usage error\n"
+            "  2    usage error, or an output that would destroy data (an existing file without\n"
+            "       --force, a FEX statistics object)\n"
             "  3    no such process\n"
             "  4    no statistics: not a FEX process, FEX_PROFILESTATS off, a stale segment, or\n"
             "       something at the path that is not a FEX statistics object (a FIFO, a directory)\n"
@@ -68,12 +72,13 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"output", 1, 0, 'o'}, {"interval", 1, 0, 'i'}, {"mem-interval", 1, 0, OPT_MEM}, {"duration", 1, 0, 'd'},
         {"watch", 0, 0, 'w'},  {"match", 1, 0, 'm'},    {"fsync", 0, 0, OPT_FSYNC},      {"chunk", 1, 0, OPT_CHUNK},
-        {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},     {"version", 0, 0, 'V'},        {0, 0, 0, 0}};
+        {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},     {"version", 0, 0, 'V'},        {"force", 0, 0, 'f'},
+        {0, 0, 0, 0}};
     const char *out = NULL, *match = NULL;
     int64_t interval = 1000000000, mem_interval = 1000000000, duration = 0, chunk = 0;
-    int watch = 0, quiet = 0, do_fsync = 0, c;
+    int watch = 0, quiet = 0, do_fsync = 0, force = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:i:d:wm:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:i:d:wm:qfhV", lo, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'i':
@@ -104,6 +109,7 @@ int main(int argc, char **argv)
         case 'm': match = optarg; break;
         case OPT_FSYNC: do_fsync = 1; break;
         case 'q': quiet = 1; break;
+        case 'f': force = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-rec %s\n", felix_version()); return 0;
         default: return tool_bad_option(prog, c, argv);
@@ -130,6 +136,8 @@ int main(int argc, char **argv)
         tool_error(prog, "refusing to write a binary recording to a terminal; redirect it or use -o FILE");
         return EXIT_USAGE;
     }
+    if ((c = tool_check_output(prog, out, NULL, force)) != 0)
+        return c;
 
     /* Signals arrive through a descriptor, so the loop sleeps in one poll. */
     sigset_t sigs;
@@ -169,9 +177,20 @@ int main(int argc, char **argv)
     ro.fsync = do_fsync;
     ro.chunk_ns = chunk;
     felix_rec_writer *w;
-    rc = to_stdout ? felix_rec_writer_open_fd(&w, 1, &h, &ro) : felix_rec_writer_open_path(&w, out, &h, &ro);
+    /* O_EXCL: a file that appeared since the check is not replaced either. */
+    int ofd = to_stdout ? 1 : open(out, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
+    if (ofd < 0) {
+        int e = errno;
+        tool_error(prog, e == EEXIST ? "refusing to replace %s, which exists (use --force to replace it)"
+                                     : "cannot create %s: %s", out, strerror(e));
+        live_close(&lv);
+        return e == EEXIST ? EXIT_USAGE : e == EACCES || e == EPERM ? EXIT_PERMISSION : EXIT_IO;
+    }
+    rc = felix_rec_writer_open_fd(&w, ofd, &h, &ro);
     if (rc < 0) {
-        tool_error(prog, "%s", felix_error_detail());
+        tool_error(prog, "%s: %s", to_stdout ? "the output" : out, felix_error_detail());
+        if (!to_stdout)
+            close(ofd);
         live_close(&lv);
         return tool_exit_status(rc);
     }
@@ -299,6 +318,10 @@ int main(int argc, char **argv)
     rc = felix_rec_writer_close(w, reason);
     if (rc < 0 && exit_status != EXIT_IO) {
         tool_error(prog, "%s", felix_error_detail());
+        exit_status = EXIT_IO;
+    }
+    if (!to_stdout && close(ofd) != 0 && exit_status != EXIT_IO) {
+        tool_error(prog, "cannot write %s: %s", out, strerror(errno));
         exit_status = EXIT_IO;
     }
     if (status_line)

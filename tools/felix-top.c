@@ -37,7 +37,9 @@ static void usage(FILE *f)
             "Watch a FEX process's statistics live (PID), replay a recording (FILE, or - for\n"
             "standard input), or, with no argument, choose a FEX process from a list.\n\n"
             "  -i, --interval D     sampling interval (default 1s; 250ms, 500us; bare number = ms)\n"
-            "  -r, --record FILE    record while watching (the felix-rec format)\n"
+            "  -r, --record FILE    record while watching (the felix-rec format); an existing\n"
+            "                       FILE is not replaced unless --force is given\n"
+            "  -f, --force          replace FILE of --record if it exists\n"
             "  -w, --watch          attach to the next FEX process that starts\n"
             "      --demo           start felix-sim and watch it\n"
             "  -h, --help           this help\n"
@@ -766,12 +768,12 @@ int main(int argc, char **argv)
     enum { OPT_DEMO = 256 };
     static const struct option lo[] = {{"interval", 1, 0, 'i'}, {"record", 1, 0, 'r'}, {"watch", 0, 0, 'w'},
                                        {"demo", 0, 0, OPT_DEMO}, {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
-                                       {0, 0, 0, 0}};
+                                       {"force", 0, 0, 'f'},     {0, 0, 0, 0}};
     int64_t interval = 1000000000;
     const char *record = NULL;
-    int watch = 0, demo = 0, c;
+    int watch = 0, demo = 0, force = 0, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":i:r:whV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":i:r:wfhV", lo, NULL)) != -1) {
         switch (c) {
         case 'i':
             if (tool_parse_duration(optarg, 1000000, &interval) < 0 || interval < 1000000) {
@@ -781,6 +783,7 @@ int main(int argc, char **argv)
             break;
         case 'r': record = optarg; break;
         case 'w': watch = 1; break;
+        case 'f': force = 1; break;
         case OPT_DEMO: demo = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("felix-top %s\n", felix_version()); return 0;
@@ -795,6 +798,8 @@ int main(int argc, char **argv)
         tool_error(prog, "standard output is not a terminal (for rows, use felix-csv)");
         return EXIT_USAGE;
     }
+    if (record && (c = tool_check_output(prog, record, NULL, force)) != 0)
+        return c;
     setup_signals();
     const char *arg = optind < argc ? argv[optind] : NULL;
     if (arg && (strspn(arg, "0123456789") != strlen(arg) || !*arg)) {
