@@ -284,7 +284,7 @@ def case_watch_match():
     sim.stop()
     rows = csv_rows(out)
     check(len(rows) >= 5, "rows recorded after --watch: %d" % len(rows))
-    r = run(REC + ["--match", "no-such-process-name", "-o", out], text=True)
+    r = run(REC + ["--match", "no-such-process-name", "-o", out + ".2"], text=True)
     check(r.returncode == 3 and "no running FEX process" in r.stderr, "--match nothing: %d %r" % (r.returncode, r.stderr))
 
 

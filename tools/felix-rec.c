@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,7 +179,11 @@ int main(int argc, char **argv)
     ro.chunk_ns = chunk;
     felix_rec_writer *w;
     /* O_EXCL: a file that appeared since the check is not replaced either. */
-    int ofd = to_stdout ? 1 : open(out, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
+    struct stat ost;
+    int device = !to_stdout && stat(out, &ost) == 0 && !S_ISREG(ost.st_mode); /* /dev/null, a FIFO */
+    int ofd = to_stdout ? 1
+              : device  ? open(out, O_WRONLY | O_CLOEXEC)
+                        : open(out, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
     if (ofd < 0) {
         int e = errno;
         tool_error(prog, e == EEXIST ? "refusing to replace %s, which exists (use --force to replace it)"
