@@ -16,7 +16,8 @@
  *  - image counts the process images seen: it moves on when a good snapshot
  *    follows a restart window, the object shrank, was truncated without
  *    growing (its mtime moved), or its identity (FEX version, app type, slot
- *    size) changed.
+ *    size) changed once the image's header had settled (read the same twice:
+ *    FEX writes a new header field by field).
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -68,6 +69,7 @@ struct felix_shm {
     /* lifecycle */
     int have_good;        /* a good header was seen */
     int restarted;        /* a restart window was seen since then */
+    int settling;         /* the image's header has not read the same twice yet */
     uint32_t good_real;   /* real size at the last good header */
     struct timespec good_mtime; /* the object's mtime then */
     unsigned char ident[HDR_FEX_VERSION + HDR_FEX_VERSION_LEN]; /* header bytes 0..51 */
@@ -413,10 +415,15 @@ static int read_header(felix_shm *shm)
      * it; writes through FEX's mapping and the unlink at FEX's exit do not)
      * and the object did not grow. */
     int mtime_moved = st.st_mtim.tv_sec != shm->good_mtime.tv_sec || st.st_mtim.tv_nsec != shm->good_mtime.tv_nsec;
-    if (shm->have_good && (shm->restarted || h.real_size < shm->good_real ||
-                           (mtime_moved && h.real_size <= shm->good_real) ||
-                           memcmp(shm->ident, b, sizeof shm->ident) != 0))
+    /* A new image writes its header field by field: until two snapshots
+     * agree on it, a changed identity is that header being completed. */
+    int ident_changed = memcmp(shm->ident, b, sizeof shm->ident) != 0;
+    int new_image = shm->have_good && (shm->restarted || h.real_size < shm->good_real ||
+                                       (mtime_moved && h.real_size <= shm->good_real) ||
+                                       (ident_changed && !shm->settling));
+    if (new_image)
         h.image++;
+    shm->settling = !shm->have_good || new_image || (shm->settling && ident_changed);
     if (!h.image)
         h.image = 1;
     shm->restarted = 0;
