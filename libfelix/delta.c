@@ -184,7 +184,10 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     f->seq++;
     f->mono_ns = ci->mono_ns;
     f->wall_ns = ci->wall_ns;
-    f->interval_ns = pi && !exec ? ci->mono_ns - pi->mono_ns : 0;
+    /* cur is later than prev (checked above): the difference fits in 64
+     * unsigned bits; saturate rather than wrap to a negative interval. */
+    uint64_t span = pi ? (uint64_t)ci->mono_ns - (uint64_t)pi->mono_ns : 0;
+    f->interval_ns = pi && !exec ? (span > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)span) : 0;
     f->events = exec ? FELIX_FRAME_EXEC : 0;
     f->image = ci->image;
     f->interval_s = (double)f->interval_ns / 1e9;

@@ -48,6 +48,14 @@ struct frame_mark {
 struct felix_rec_reader {
     felix_rec_header hdr;
     int fd, own_fd, seekable, eof, ended;
+    int checked;               /* the header carried its check: every item must */
+    int last_key;              /* the last sample read was a key sample */
+    int scan_ended;            /* the last scan met the end item */
+    int index_rebuilt;         /* the index was found wrong and rebuilt */
+    uint64_t data_end;         /* where the last scan met the end item */
+    int last_check;            /* check_ok() of the last item tokenized */
+    char warning[320];         /* damage worked around (felix_rec_reader_warning) */
+    int64_t last_mono;         /* the last sample's time, for order */
     ZSTD_DCtx *dctx;
     unsigned char *in;
     size_t in_cap, in_pos, in_len;
@@ -343,12 +351,13 @@ static uint64_t frame_of(const felix_rec_reader *r, uint64_t abs)
     return best;
 }
 
-/* If the item ends with our check (key 15 as the map's last pair, a 5-byte
- * unsigned), verify it: 1 good or absent, 0 mismatch. */
+/* The item's check (key 23 as the map's last pair, a 5-byte unsigned):
+ * CHECK_GOOD, CHECK_ABSENT, or CHECK_BAD (a mismatch). */
+enum { CHECK_BAD = 0, CHECK_ABSENT = 1, CHECK_GOOD = 2 };
 static int check_ok(const felix_rec_reader *r, const unsigned char *buf, size_t used)
 {
     if (r->ntok < 3 || r->tok[0].type != T_MAP || used < 7)
-        return 1;
+        return CHECK_ABSENT;
     size_t i = 1, last = 0;
     for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
         last = i;
@@ -356,8 +365,8 @@ static int check_ok(const felix_rec_reader *r, const unsigned char *buf, size_t 
     }
     if (r->tok[last].type != T_UINT || r->tok[last].u != FX_KEY_CHECK || last + 1 >= r->ntok ||
         r->tok[last + 1].type != T_UINT || buf[used - 6] != FX_KEY_CHECK || buf[used - 5] != 0x1a)
-        return 1;
-    return fx_crc32(buf, used - 6) == (uint32_t)r->tok[last + 1].u;
+        return CHECK_ABSENT;
+    return fx_crc32(buf, used - 6) == (uint32_t)r->tok[last + 1].u ? CHECK_GOOD : CHECK_BAD;
 }
 
 /* Tokenize the next whole item; returns 0, FELIX_EEOF, or an error. */
@@ -368,10 +377,15 @@ static int next_tokens(felix_rec_reader *r)
         int tk = r->d_pos < r->d_len ? tokenize(r, r->d + r->d_pos, r->d_len - r->d_pos, &used) : TK_MORE;
         if (tk == TK_DONE) {
             r->item_frame = frame_of(r, r->d_base + r->d_pos);
-            if (!check_ok(r, r->d + r->d_pos, used))
+            /* A writer that checks its header checks every item: then a
+             * missing check is damage too (a flipped bit in key 23). */
+            int ck = check_ok(r, r->d + r->d_pos, used);
+            if (ck == CHECK_BAD || (ck == CHECK_ABSENT && r->checked))
                 return fx_fail(FELIX_ECORRUPT,
-                               "recording corrupt: item check failed at decompressed byte %llu (in the frame starting at byte %llu)",
-                               (unsigned long long)(r->d_base + r->d_pos), (unsigned long long)r->item_frame);
+                               "recording corrupt: item check %s at decompressed byte %llu (in the frame starting at byte %llu)",
+                               ck == CHECK_BAD ? "failed" : "missing", (unsigned long long)(r->d_base + r->d_pos),
+                               (unsigned long long)r->item_frame);
+            r->last_check = ck;
             r->d_pos += used;
             return 0;
         }
@@ -383,10 +397,14 @@ static int next_tokens(felix_rec_reader *r)
         }
         int rc = pump(r);
         if (rc == FELIX_EEOF) {
-            if (r->d_pos < r->d_len || r->in_frame)
+            /* Cut before its end item: never closed (a killed recorder, a
+             * full disk, a copy taken while recording). Every whole item
+             * before the cut was read. */
+            if (!r->ended || r->d_pos < r->d_len || r->in_frame)
                 return fx_fail(FELIX_ETRUNC,
-                               "recording truncated at byte %llu: it ends inside the frame starting at byte %llu",
-                               (unsigned long long)(r->in_off + r->in_len), (unsigned long long)r->frame_start);
+                               "recording ends at byte %llu without its end item (it was not closed: the recorder was "
+                               "killed, the disk filled, or it is still being written); everything before was read",
+                               (unsigned long long)(r->in_off + r->in_len));
             return FELIX_EEOF;
         }
         if (rc < 0)
@@ -489,7 +507,15 @@ static int parse_sample(felix_rec_reader *r)
     }
     if (!r->have_key_wall) /* no key sample yet: a damaged chunk start */
         return bad_item(r, "a chunk that does not start with a key sample");
-    wall = key ? sv : r->key_wall + (t - r->key_t) + sv;
+    /* Times that cannot be represented are damage, never a wrapped value. */
+    int64_t mono, since_key;
+    if (__builtin_add_overflow(r->hdr.start_mono_ns, t, &mono) || __builtin_sub_overflow(t, r->key_t, &since_key) ||
+        (key ? 0 : __builtin_add_overflow(r->key_wall, since_key, &wall) || __builtin_add_overflow(wall, sv, &wall)))
+        return bad_item(r, "a time out of range");
+    if (key)
+        wall = sv;
+    if (r->have_prev && mono < r->last_mono)
+        return bad_item(r, "a sample time before the previous sample's");
     /* The image (key 10, absent: 1) and, after an exec, the layout and app
      * type (key 11, absent: the header's). */
     uint64_t image = 1, slot = r->slot, app = r->hdr.app_type;
@@ -501,7 +527,7 @@ static int parse_sample(felix_rec_reader *r)
         return bad_item(r, "a bad slot layout");
     r->nwords = (unsigned)slot / 8 - 1;
     felix_snapshot *s = r->cur;
-    int rc = felix_snapshot_begin(s, r->hdr.start_mono_ns + t, wall, (uint16_t)slot);
+    int rc = felix_snapshot_begin(s, mono, wall, (uint16_t)slot);
     if (rc < 0)
         return rc;
     /* Delta-coded against the previous sample only within a chunk and one
@@ -554,6 +580,8 @@ static int parse_sample(felix_rec_reader *r)
             memset(&r->ex.next[x], 0, sizeof r->ex.next[x]);
         if (!delta || pj < 0)
             r->ex.next[x].has_cpu = 0;
+        else if (r->ex.next[x].has_cpu)
+            r->ex.next[x].has_cpu = 1; /* known, but not measured in this sample */
     }
     if (at[4] && r->tok[at[4]].type == T_ARR) {
         size_t q = at[4] + 1;
@@ -575,7 +603,7 @@ static int parse_sample(felix_rec_reader *r)
                 tok_word(r, q + 2, &v) == 0 && (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0) {
                 struct thread_extra *ex = &r->ex.next[x];
                 ex->cpu = ex->has_cpu ? ex->cpu + v : v;
-                ex->has_cpu = 1;
+                ex->has_cpu = 2; /* measured in this sample */
             }
             q = skip(r, q);
         }
@@ -631,6 +659,8 @@ static int parse_sample(felix_rec_reader *r)
     r->have_prev = 1;
     r->in_chunk = 1;
     r->sample_no++;
+    r->last_mono = mono;
+    r->last_key = key;
     return 0;
 }
 
@@ -646,7 +676,10 @@ static int parse_event(felix_rec_reader *r, felix_rec_event *ev)
         if (tok_uint(r, i, &key) < 0)
             return bad_item(r, "an event key that is not an integer");
         switch (key) {
-        case 1: if (tok_int(r, val, &sv) == 0) e.mono_ns = r->hdr.start_mono_ns + sv; break;
+        case 1:
+            if (tok_int(r, val, &sv) == 0 && __builtin_add_overflow(r->hdr.start_mono_ns, sv, &e.mono_ns))
+                return bad_item(r, "an event time out of range");
+            break;
         case 2: if (tok_uint(r, val, &v) == 0) e.kind = (int)(v > 1000 ? 0 : v); break;
         case 3: if (tok_uint(r, val, &v) == 0) e.tid = (uint32_t)v; break;
         case 4: if (tok_int(r, val, &sv) == 0) { e.status = (int)sv; e.has_status = 1; } break;
@@ -696,6 +729,7 @@ static int reader_init(felix_rec_reader **out, int fd, int own)
             rc = fx_fail(FELIX_ETRUNC, "recording is empty");
         else if (rc == 0)
             rc = parse_header(r);
+        r->checked = r->last_check == CHECK_GOOD;
     }
     if (rc < 0) {
         felix_rec_reader_close(r);
@@ -771,7 +805,7 @@ const char *felix_rec_thread_name(const felix_rec_reader *r, uint32_t tid)
 int felix_rec_thread_cpu_ns(const felix_rec_reader *r, uint32_t tid, uint64_t *out)
 {
     long i = r && r->have_prev ? felix_snapshot_index(r->prev, tid) : -1;
-    if (i < 0 || !r->ex.cur[i].has_cpu || !out)
+    if (i < 0 || r->ex.cur[i].has_cpu != 2 || !out)
         return FELIX_EINVAL;
     *out = r->ex.cur[i].cpu;
     return 0;
@@ -967,11 +1001,16 @@ static int scan_index(felix_rec_reader *r)
     r->nchunks = 0;
     r->nregions = 0;
     r->sample_no = -1;
+    r->scan_ended = 0;
     for (;;) {
         rc = next_tokens(r);
         if (rc < 0)
             break; /* the end, or the damage: the index covers what is whole */
         uint64_t type;
+        if (r->tok[0].type == T_MAP && tok_uint(r, 2, &type) == 0 && type == FX_ITEM_END) {
+            r->ended = r->scan_ended = 1;
+            r->data_end = r->in_off + r->in_pos; /* where the end item's frame ends, about */
+        }
         if (r->tok[0].type != T_MAP || tok_uint(r, 2, &type) < 0 || type != FX_ITEM_SAMPLE)
             continue;
         size_t at_t = 0, at_key = 0, at_mem = 0, i = 1;
@@ -1019,8 +1058,16 @@ static int ensure_index(felix_rec_reader *r)
     int rc = 0;
     int64_t keep = r->sample_no;
     int scanned = load_index(r) < 0;
-    if (scanned)
+    if (scanned) {
         rc = scan_index(r); /* reads to the end */
+        /* A closed recording has an index: one missing or unsound is damage
+         * (worked around). An unclosed one never had it. */
+        if (rc == 0 && r->scan_ended && !r->warning[0])
+            snprintf(r->warning, sizeof r->warning,
+                     "recording damaged: its index (after the data, from byte %llu) is missing or corrupt; rebuilt "
+                     "by scanning",
+                     (unsigned long long)r->data_end);
+    }
     r->index_state = 1;
     for (size_t i = 0; i < r->nregions; i++)
         r->region_ptrs[i] = r->regions[i];
@@ -1059,6 +1106,48 @@ static int goto_chunk(felix_rec_reader *r, size_t c)
     return rc;
 }
 
+/* Whether chunk c's index entry is true: a key sample with the time the
+ * entry gives stands at its offset. The reader is left at that offset. */
+static int chunk_sound(felix_rec_reader *r, size_t c)
+{
+    if (goto_chunk(r, c) < 0)
+        return 0;
+    int rc = felix_rec_next_sample(r, NULL);
+    int ok = rc == 0 && r->last_key &&
+             felix_snapshot_get_info(r->prev)->mono_ns - r->hdr.start_mono_ns == r->chunks[c].first_t;
+    return goto_chunk(r, c) == 0 && ok;
+}
+
+/* The chunk to start a seek from (the last one at or before key, a sample
+ * number or a time), checked against the data: the index is a hint, so a
+ * wrong entry makes the reader rebuild it by scanning, with a warning. */
+static int seek_chunk(felix_rec_reader *r, int by_time, int64_t key)
+{
+    size_t c = find_chunk(r, by_time, key);
+    if (chunk_sound(r, c))
+        return 0;
+    if (r->index_rebuilt)
+        return fx_fail(FELIX_ECORRUPT, "recording corrupt: chunk %zu (byte %llu) does not start with a key sample", c,
+                       (unsigned long long)r->chunks[c].offset);
+    snprintf(r->warning, sizeof r->warning,
+             "recording damaged: its index points chunk %zu at byte %llu, where no such chunk starts; rebuilt by "
+             "scanning",
+             c, (unsigned long long)r->chunks[c].offset);
+    r->index_rebuilt = 1;
+    int rc = scan_index(r);
+    if (rc < 0)
+        return rc;
+    if (r->nchunks == 0)
+        return fx_fail(FELIX_ERANGE, "the recording holds no samples");
+    for (size_t i = 0; i < r->nregions; i++)
+        r->region_ptrs[i] = r->regions[i];
+    c = find_chunk(r, by_time, key);
+    return chunk_sound(r, c) ? 0 : fx_fail(FELIX_ECORRUPT, "recording corrupt at byte %llu: no key sample where a chunk starts",
+                                          (unsigned long long)r->chunks[c].offset);
+}
+
+const char *felix_rec_reader_warning(const felix_rec_reader *r) { return r && r->warning[0] ? r->warning : NULL; }
+
 int felix_rec_summary(felix_rec_reader *r, uint64_t *out_samples, int64_t *out_last_chunk_ns)
 {
     int rc = ensure_index(r);
@@ -1085,13 +1174,18 @@ int felix_rec_region_names(felix_rec_reader *r, const char *const **out_names, s
 
 int felix_rec_seek_sample(felix_rec_reader *r, uint64_t n)
 {
+    if (n == 0 && r && r->seekable && r->header_end) { /* the start needs no index */
+        int rc = reposition(r, r->header_end);
+        r->sample_no = -1;
+        return rc;
+    }
     int rc = ensure_index(r);
     if (rc < 0)
         return rc;
     if (n >= r->total_samples || r->nchunks == 0)
         return fx_fail(FELIX_ERANGE, "sample %llu is past the end (%llu samples)", (unsigned long long)n,
                        (unsigned long long)r->total_samples);
-    if ((rc = goto_chunk(r, find_chunk(r, 0, (int64_t)n))) < 0)
+    if ((rc = seek_chunk(r, 0, (int64_t)n)) < 0)
         return rc;
     while (r->sample_no + 1 < (int64_t)n)
         if ((rc = felix_rec_next_sample(r, NULL)) < 0)
@@ -1106,7 +1200,7 @@ int felix_rec_seek_time(felix_rec_reader *r, int64_t t_ns)
         return rc;
     if (r->nchunks == 0)
         return fx_fail(FELIX_ERANGE, "the recording holds no samples");
-    if ((rc = goto_chunk(r, find_chunk(r, 1, t_ns))) < 0)
+    if ((rc = seek_chunk(r, 1, t_ns)) < 0)
         return rc;
     for (;;) {
         if ((rc = felix_rec_next_sample(r, NULL)) < 0)

@@ -354,7 +354,10 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     if (w->failed)
         return w->failed;
     const felix_snapshot_info *si = felix_snapshot_get_info(snap);
-    int64_t t = rel_time(w, si->mono_ns);
+    int64_t t;
+    if (__builtin_sub_overflow(si->mono_ns, w->hdr.start_mono_ns, &t))
+        return fx_fail(FELIX_EINVAL, "sample time %lld ns cannot be stored relative to the start %lld ns",
+                       (long long)si->mono_ns, (long long)w->hdr.start_mono_ns);
     if (w->samples && t < w->last_t)
         return fx_fail(FELIX_EINVAL, "sample time goes backwards (%lld ns after %lld ns)", (long long)t,
                        (long long)w->last_t);

@@ -435,7 +435,9 @@ static void unknown_keys_skipped(void)
     CHECK_EQ(felix_snapshot_find(s, 77)->c[FELIX_C_SOFTFLOAT], 50);
     CHECK_EQ(felix_snapshot_get_info(s)->wall_ns, 123456);
     CHECK_EQ(felix_snapshot_get_info(s)->mono_ns, 500);
-    CHECK_EQ(felix_rec_next_sample(r, s), FELIX_EEOF);
+    /* No end item was written: the recording was not closed. */
+    CHECK_EQ(felix_rec_next_sample(r, s), FELIX_ETRUNC);
+    CHECK(strstr(felix_error_detail(), "without its end item") != NULL);
     felix_snapshot_free(s);
     felix_rec_reader_close(r);
     close(fd);
@@ -599,5 +601,167 @@ static void full_disk(void)
     felix_rec_reader_close(r);
 }
 
-T_MAIN(T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),
+/* CRC-32 (IEEE), bit by bit: the tests' own, not libfelix's. */
+static uint32_t test_crc32(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+    }
+    return ~c;
+}
+
+static uint32_t le32_at(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* The index is a hint: damaged (its check fails), its seek table broken, or
+ * lying with a good check (a chunk's offset moved), seeking still lands on
+ * the right samples, and the reader says the index was rebuilt. */
+static void index_is_a_hint(void)
+{
+    char path[256], bad[256];
+    snprintf(path, sizeof path, "%s/hint.felix", t_tmpdir());
+    snprintf(bad, sizeof bad, "%s/hint-bad.felix", t_tmpdir());
+    felix_rec_header h;
+    fill_header(&h, 80);
+    felix_rec_options o = {0};
+    o.chunk_samples = 10;
+    felix_rec_writer *w;
+    REQUIRE(felix_rec_writer_open_path(&w, path, &h, &o) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    uint64_t words[9] = {0};
+    for (int i = 0; i < 100; i++) {
+        felix_snapshot_begin(s, ORIGIN + (int64_t)i * 10000000, (int64_t)i, 80);
+        words[3] = (uint64_t)i * 7;
+        felix_snapshot_append(s, 9, 0, words, 9);
+        REQUIRE(felix_rec_write_sample(w, s, NULL, 0) == 0);
+    }
+    REQUIRE(felix_rec_writer_close(w, "done") == 0);
+    size_t len;
+    unsigned char *data = slurp(path, &len);
+    REQUIRE(data && len > 100);
+    /* Where the index item is: the footer gives the seek table, whose sizes
+     * add up to the index frame's offset. */
+    uint32_t nframes = le32_at(data + len - 9);
+    size_t tsize = (size_t)nframes * 8 + 9, table = len - tsize - 8, at = 0;
+    for (uint32_t f = 0; f < nframes; f++)
+        at += le32_at(data + table + 8 + (size_t)f * 8);
+    REQUIRE(le32_at(data + at) == 0x184D2A5Fu);
+    size_t ilen = le32_at(data + at + 4);
+    unsigned char *item = data + at + 8;
+    /* The first chunk entry: the byte after the first 0x84 (an array of 4) is
+     * its offset's head; make the offset lie by one, and re-sign the item. */
+    size_t e = 0;
+    while (e < ilen && item[e] != 0x84)
+        e++;
+    REQUIRE(e + 6 < ilen && item[e + 1] >= 0x18 && item[e + 1] <= 0x1a); /* a 1-, 2- or 4-byte offset */
+    size_t last = e + 1 + (item[e + 1] == 0x18 ? 1 : item[e + 1] == 0x19 ? 2 : 4); /* its low byte */
+    for (int variant = 0; variant < 3; variant++) {
+        unsigned char *copy = malloc(len);
+        memcpy(copy, data, len);
+        if (variant == 0) { /* the check fails */
+            copy[at + 8 + ilen / 2] ^= 0x40;
+        } else if (variant == 1) { /* the seek table is broken */
+            copy[table + 8] ^= 0x01;
+        } else { /* a lie with a good check */
+            unsigned char *it = copy + at + 8;
+            it[last] ^= 0x01;
+            uint32_t crc = test_crc32(it, ilen - 6); /* the bytes before key 23 */
+            it[ilen - 4] = (unsigned char)(crc >> 24), it[ilen - 3] = (unsigned char)(crc >> 16);
+            it[ilen - 2] = (unsigned char)(crc >> 8), it[ilen - 1] = (unsigned char)crc;
+        }
+        FILE *f = fopen(bad, "wb");
+        REQUIRE(f && fwrite(copy, 1, len, f) == len && fclose(f) == 0);
+        free(copy);
+        felix_rec_reader *r;
+        REQUIRE(felix_rec_reader_open_path(&r, bad) == 0);
+        CHECK(felix_rec_reader_warning(r) == NULL);
+        static const uint64_t want[] = {5, 0, 99, 42};
+        for (size_t k = 0; k < 4; k++) {
+            CHECK_EQ(felix_rec_seek_sample(r, want[k]), 0);
+            CHECK_EQ(felix_rec_next_sample(r, s), 0);
+            CHECK_EQ(felix_rec_sample_number(r), (int64_t)want[k]);
+            CHECK_EQ(felix_snapshot_find(s, 9)->c[FELIX_C_SMC], want[k] * 7);
+        }
+        const char *warn = felix_rec_reader_warning(r);
+        CHECK(warn && strstr(warn, "index") && strstr(warn, "rebuilt by scanning"));
+        CHECK(warn && strstr(warn, "byte"));
+        fprintf(stderr, "variant %d: %s\n", variant, warn ? warn : "(no warning)");
+        felix_rec_reader_close(r);
+    }
+    /* The intact file: no warning. */
+    felix_rec_reader *r;
+    REQUIRE(felix_rec_reader_open_path(&r, path) == 0);
+    CHECK_EQ(felix_rec_seek_sample(r, 42), 0);
+    CHECK(felix_rec_reader_warning(r) == NULL);
+    felix_rec_reader_close(r);
+    free(data);
+    felix_snapshot_free(s);
+}
+
+/* Times at the ends of int64: never a wrapped, negative interval. The writer
+ * refuses what it cannot store; a reader refuses a file whose times overflow. */
+static void extreme_times(void)
+{
+    felix_snapshot *a, *b;
+    felix_snapshot_new(&a);
+    felix_snapshot_new(&b);
+    uint64_t w[9] = {0};
+    felix_snapshot_begin(a, INT64_MIN + 1, 0, 80);
+    felix_snapshot_append(a, 1, 0, w, 9);
+    felix_snapshot_begin(b, INT64_MAX, 0, 80);
+    w[0] = 5;
+    felix_snapshot_append(b, 1, 0, w, 9);
+    felix_delta *d;
+    felix_delta_new(&d, 1000000000, 1);
+    REQUIRE(felix_delta_compute(d, a, b) == 0);
+    CHECK(felix_delta_frame(d)->interval_ns > 0);
+    CHECK_EQ(felix_delta_frame(d)->interval_ns, INT64_MAX);
+    CHECK(felix_delta_frame(d)->interval_s > 0);
+    felix_delta_free(d);
+    char path[256];
+    snprintf(path, sizeof path, "%s/extreme.felix", t_tmpdir());
+    felix_rec_header h;
+    fill_header(&h, 80);
+    h.start_mono_ns = INT64_MAX - 1000;
+    felix_rec_writer *wr;
+    REQUIRE(felix_rec_writer_open_path(&wr, path, &h, NULL) == 0);
+    CHECK_EQ(felix_rec_write_sample(wr, a, NULL, 0), FELIX_EINVAL); /* INT64_MIN + 1 - start overflows */
+    felix_rec_writer_close(wr, NULL);
+    /* A file claiming a start near the end of time and a sample past it. */
+    unsigned char buf[512];
+    size_t n = 0;
+#define E(fn, ...) n += fn(__VA_ARGS__, buf + n, sizeof buf - n)
+    E(cbor_encode_map_start, 5);
+    E(cbor_encode_uint, 0), E(cbor_encode_uint, 0);
+    E(cbor_encode_uint, 1), E(cbor_encode_string_start, 15);
+    memcpy(buf + n, "felix-recording", 15), n += 15;
+    E(cbor_encode_uint, 2), E(cbor_encode_uint, 1);
+    E(cbor_encode_uint, 6), E(cbor_encode_uint, 1000);
+    E(cbor_encode_uint, 16), E(cbor_encode_uint, (uint64_t)INT64_MAX - 10);
+    E(cbor_encode_map_start, 4);
+    E(cbor_encode_uint, 0), E(cbor_encode_uint, 1);
+    E(cbor_encode_uint, 1), E(cbor_encode_uint, 1000); /* past INT64_MAX */
+    E(cbor_encode_uint, 2), E(cbor_encode_bool, true);
+    E(cbor_encode_uint, 3), E(cbor_encode_array_start, 0);
+#undef E
+    unsigned char z[1024];
+    size_t zn = ZSTD_compress(z, sizeof z, buf, n, 3);
+    REQUIRE(!ZSTD_isError(zn));
+    int fd = memfd_create("extreme", 0);
+    REQUIRE(write(fd, z, zn) == (ssize_t)zn);
+    lseek(fd, 0, SEEK_SET);
+    felix_rec_reader *r;
+    REQUIRE(felix_rec_reader_open_fd(&r, fd) == 0);
+    CHECK_EQ(felix_rec_next_sample(r, b), FELIX_ECORRUPT);
+    CHECK(strstr(felix_error_detail(), "time out of range") != NULL);
+    felix_rec_reader_close(r);
+    close(fd);
+    felix_snapshot_free(a);
+    felix_snapshot_free(b);
+}
+
+T_MAIN(T(index_is_a_hint), T(extreme_times), T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),
        T(unknown_keys_skipped), T(seek_with_and_without_index), T(pipes), T(full_disk))

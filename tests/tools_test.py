@@ -202,7 +202,8 @@ def case_sigkill_loses_at_most_one():
         rec.wait()
         sim.stop()
         r = run(CSV + ["-f", "jsonl", out], text=True)
-        check(r.returncode in (0, 7), "read after SIGKILL: exit %d %s" % (r.returncode, r.stderr))
+        # Never closed: status 8 and a line saying so; every sample flushed is read.
+        check(r.returncode == 8 and "without its end item" in r.stderr, "read after SIGKILL: exit %d %s" % (r.returncode, r.stderr))
         rows = [json.loads(l) for l in r.stdout.splitlines()]
         frames = [x["frame"] for x in rows]
         check(frames == list(range(1, len(frames) + 1)), "consecutive frames")
@@ -233,8 +234,9 @@ def case_disk_full():
 
 
 def csv_rows_any(path):
+    """Rows of a recording that was never closed (status 8: no end item)."""
     r = run(CSV + [path], text=True)
-    check(r.returncode in (0, 7), "felix-csv: %d %s" % (r.returncode, r.stderr))
+    check(r.returncode == 8 and "without its end item" in r.stderr, "felix-csv: %d %s" % (r.returncode, r.stderr))
     return list(csv.DictReader(io.StringIO(r.stdout)))
 
 
@@ -339,7 +341,8 @@ def case_follow():
 
 
 def case_truncated_csv():
-    """A cut recording: the rows before the cut, then exit 7 naming the byte offset."""
+    """A cut recording: the rows before the cut, then status 8 (no end item) naming the byte offset;
+    a file and standard input give the same rows and the same status."""
     sim = Sim("-t", "2", "--no-mem")
     path = record(sim, 1.5, "50ms")
     sim.stop()
@@ -347,9 +350,13 @@ def case_truncated_csv():
     cut = os.path.join(TMP, "cut.felix")
     open(cut, "wb").write(data[: len(data) * 2 // 3])
     r = run(CSV + [cut], text=True)
-    check(r.returncode == 7, "exit %d" % r.returncode)
+    check(r.returncode == 8, "exit %d" % r.returncode)
     check("byte" in r.stderr and r.stderr.count("\n") == 1, "one line naming the offset: %r" % r.stderr)
     check(len(r.stdout.splitlines()) > 5, "rows before the cut")
+    with open(cut, "rb") as f:
+        p = run(CSV + ["-"], stdin=f, text=True)
+    check(p.returncode == r.returncode and p.stdout == r.stdout, "standard input: exit %d, same rows: %s" % (
+        p.returncode, p.stdout == r.stdout))
 
 
 def case_example_jit_totals():
@@ -506,6 +513,106 @@ def case_outputs_protected():
     check(r.returncode == 7, "a failed export: exit %d %r" % (r.returncode, r.stderr))
     check(digest(good) == good_digest, "the old export is untouched")
     check(not [f for f in os.listdir(TMP) if f.startswith(".good.csv.")], "no temporary file left")
+
+
+def case_cli_edges():
+    """PIDs are decimal digits only; --help and --version that cannot be written
+    fail with a message; every rejected value names its option."""
+    TOP = os.environ.get("FELIX_TOP")
+    holder = subprocess.Popen(["sleep", "30"])
+    for pid in (hex(holder.pid), "+%d" % holder.pid, " %d" % holder.pid, "1e3"):
+        r = run(REC + [pid, "-o", os.path.join(TMP, "cli.felix")], text=True)
+        check(r.returncode == 2 and "decimal" in r.stderr, "PID %r: %d %r" % (pid, r.returncode, r.stderr))
+    # A leading zero is still decimal: 0NNN is process NNN, not an octal number.
+    r = run(REC + ["0%d" % holder.pid, "-o", os.path.join(TMP, "cli.felix")], text=True)
+    check(r.returncode == 4 and "process %d has no FEX statistics" % holder.pid in r.stderr, "PID 0%d: %d %r" % (
+        holder.pid, r.returncode, r.stderr))
+    holder.kill()
+    holder.wait()
+    tools = [("felix-rec", REC), ("felix-csv", CSV), ("felix-sim", SIM)]
+    if TOP:
+        tools.append(("felix-top", WRAP + [TOP]))
+    for name, cmd in tools:
+        for opt in ("--help", "--version"):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run(cmd + [opt], stdout=full, stderr=subprocess.PIPE, text=True, timeout=30)
+            check(r.returncode == 1 and r.stderr.startswith(name + ": cannot write"),
+                  "%s %s > /dev/full: %d %r" % (name, opt, r.returncode, r.stderr))
+    for cmd, opt in ((SIM + ["-t", "0"], "-t/--threads"), (SIM + ["--seed=x"], "--seed"),
+                     (SIM + ["--page-size", "0x1000"], "--page-size"), (REC + ["-i", "0", "1", "-o", "x"], "-i/--interval"),
+                     (REC + ["--chunk", "-1s", "1", "-o", "x"], "--chunk"), (CSV + ["--from", "abc", "x"], "--from"),
+                     (CSV + ["-f", "xml", "x"], "-f/--format")):
+        r = run(cmd, text=True)
+        lines = r.stderr.splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and opt in lines[0] and "option 0" not in lines[0],
+              "%s: %d %r" % (cmd[1:], r.returncode, r.stderr))
+
+
+def case_damage_never_shown():
+    """A flipped bit anywhere in a recording: every row printed is a row of the
+    intact file, in order from the first (a prefix), a file and standard input
+    give the same rows and status, and damage is named (byte offset) with a
+    non-zero status."""
+    path = os.path.join(TMP, "intact.felix")
+    subprocess.run(WRAP + [os.environ["FELIX_MAKE_RECORDING"], path, "300", "50", "4"], check=True)
+    intact = run(CSV + ["--threads", path], text=True)
+    check(intact.returncode == 0, "intact: %d %r" % (intact.returncode, intact.stderr))
+    good = intact.stdout.splitlines()
+    data = bytearray(open(path, "rb").read())
+    rng = random.Random(7)
+    bad = os.path.join(TMP, "flipped.felix")
+    named = 0
+    for trial in range(60):
+        pos = rng.randrange(len(data))
+        bit = 1 << rng.randrange(8)
+        data[pos] ^= bit
+        open(bad, "wb").write(data)
+        data[pos] ^= bit
+        r = run(CSV + ["--threads", bad], text=True)
+        with open(bad, "rb") as f:
+            p = run(CSV + ["--threads", "-"], stdin=f, text=True)
+        rows = r.stdout.splitlines()
+        check(rows == good[:len(rows)], "byte %d bit %d: rows are a prefix of the intact rows" % (pos, bit))
+        check(p.stdout == r.stdout and p.returncode == r.returncode,
+              "byte %d: file %d, stdin %d, same rows %s" % (pos, r.returncode, p.returncode, p.stdout == r.stdout))
+        if r.returncode != 0:
+            named += 1
+            check(r.returncode in (1, 7, 8) and "byte" in r.stderr and len(r.stderr.splitlines()) == 1,
+                  "byte %d: status %d, one line naming the byte: %r" % (pos, r.returncode, r.stderr))
+        else:
+            check(rows == good, "byte %d: exit 0 only with every row" % pos)
+    check(named > 30, "most flips are caught: %d of 60" % named)
+
+
+def case_ranges_and_cpu():
+    """--from S starts at the first sample at or after S; cumulative and memory
+    columns in a range equal the full read's; a file and a pipe give the same
+    bytes; cpu_s is empty where the recorder did not measure both ends."""
+    sim = Sim("-t", "2")
+    path = record(sim, 2.0, "100ms", "--mem-interval", "1s")
+    sim.stop()
+    full = csv_rows(path)
+    with open(path, "rb") as f:
+        piped = run(CSV + ["-"], stdin=f, text=True)
+    check(piped.stdout == run(CSV + [path], text=True).stdout, "file and standard input: the same bytes")
+    t = [float(x["time_s"]) for x in full]
+    start = t[5]
+    part = csv_rows(path, "--from", "%.6f" % start)
+    check(part and part[0]["frame"] == full[5]["frame"], "--from: the first row is the first sample at or after S: %s vs %s" % (
+        part[0]["frame"] if part else None, full[5]["frame"]))
+    cols = [c for c in full[0] if c.startswith("cum_") or c.startswith("mem_")]
+    for a, b in zip(part, full[5:]):
+        check(all(a[c] == b[c] for c in cols), "frame %s: cum_* and mem_* as in the full read" % a["frame"])
+    first = csv_rows(path, "--from", "0")
+    check(first and first[0]["frame"] == "0" and float(first[0]["interval_s"]) == 0.0, "--from 0: a baseline row for frame 0")
+    rows = csv_rows(path, "--threads")
+    # 100 ms samples, CPU times measured once a second: no interval has both ends.
+    check(rows and all(r["cpu_s"] == "" for r in rows), "cpu_s empty when not measured: %s" % [r["cpu_s"] for r in rows[:4]])
+    sim = Sim("-t", "2")
+    path = record(sim, 3.5, "1s")
+    sim.stop()
+    rows = csv_rows(path, "--threads")
+    check(rows and all(r["cpu_s"] != "" for r in rows), "cpu_s at every 1 s sample: %s" % [r["cpu_s"] for r in rows])
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

@@ -1,6 +1,8 @@
 #include "common.h"
 
+#include <errno.h>
 #include <felix/felix.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,14 +43,49 @@ int tool_parse_duration(const char *s, int64_t default_unit_ns, int64_t *out_ns)
 
 int tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || *s == '-')
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s))
         return -1;
+    errno = 0;
     char *end;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (*end || v < min || v > max)
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno == ERANGE || v < min || v > max)
         return -1;
     *out = v;
     return 0;
+}
+
+const char *tool_option_name(int c, const struct option *lo)
+{
+    static char buf[96];
+    const char *longname = NULL;
+    for (const struct option *o = lo; o && o->name; o++)
+        if (o->val == c && !o->flag)
+            longname = o->name;
+    if (c > 32 && c < 127 && longname)
+        snprintf(buf, sizeof buf, "-%c/--%s", c, longname);
+    else if (longname)
+        snprintf(buf, sizeof buf, "--%s", longname);
+    else if (c > 32 && c < 127)
+        snprintf(buf, sizeof buf, "-%c", c);
+    else
+        snprintf(buf, sizeof buf, "an option");
+    return buf;
+}
+
+int tool_bad_value(const char *prog, int c, const struct option *lo, const char *value, const char *hint)
+{
+    tool_error(prog, "invalid value '%s' for %s%s%s%s", value ? value : "", tool_option_name(c, lo),
+               hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    return EXIT_USAGE;
+}
+
+int tool_stdout_done(const char *prog)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        tool_error(prog, "cannot write to standard output: %s", strerror(errno ? errno : EIO));
+        return EXIT_FAILURE_GENERIC;
+    }
+    return EXIT_OK;
 }
 
 int tool_exit_status(int code)

@@ -16,6 +16,7 @@ enum {
     EXIT_VERSION = 5,         /* unsupported statistics version */
     EXIT_PERMISSION = 6,      /* permission denied (or foreign owner) */
     EXIT_IO = 7,              /* input/output error, disk full, corrupt data */
+    EXIT_INCOMPLETE = 8,      /* a recording without its end item (never closed) */
     EXIT_INTERRUPTED = 130    /* stopped by SIGINT (128 + 2) */
 };
 
@@ -23,7 +24,8 @@ enum {
  * means default_unit_ns units. Returns 0 and stores ns, or -1. */
 int tool_parse_duration(const char *s, int64_t default_unit_ns, int64_t *out_ns);
 
-/* Parse a non-negative integer within [min, max]; returns 0 or -1. */
+/* Parse a non-negative decimal integer (digits only: "010" is ten, "0x10"
+ * is refused) within [min, max]; returns 0 or -1. */
 int tool_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Map a libfelix error code to a tool exit status. */
@@ -32,6 +34,19 @@ int tool_exit_status(int felix_code);
 /* getopt_long's '?' or ':' (optstring starts with ':', opterr 0): one line
  * naming the option, then EXIT_USAGE. */
 int tool_bad_option(const char *prog, int c, char **argv);
+
+/* How the user spelled option c of getopt_long's table lo: "-t/--threads",
+ * "--seed" (a static buffer, valid until the next call). */
+struct option;
+const char *tool_option_name(int c, const struct option *lo);
+
+/* An invalid value for option c: one line naming the option, the value and
+ * what is expected (hint may be NULL); returns EXIT_USAGE. */
+int tool_bad_value(const char *prog, int c, const struct option *lo, const char *value, const char *hint);
+
+/* After --help or --version: standard output written and flushed, 0; else a
+ * one-line message and EXIT_FAILURE_GENERIC (e.g. --help > /dev/full). */
+int tool_stdout_done(const char *prog);
 
 /* Print "prog: message\n" to stderr (printf-style). */
 void tool_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -44,16 +44,27 @@ static void usage(FILE *f)
             "  -V, --version        version\n\n"
             "Sample rows: frame,time_s,unix_time_s,interval_s,threads,load_pct,jit_s,signal_s,\n"
             "  cache_rdlock_s,cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,\n"
-            "  cum_jit_count,cum_sigbus,cum_smc,cum_softfloat,cum_cache_miss,mem_total, then one\n"
-            "  mem_<region> column per memory region in the recording (bytes; the latest memory\n"
-            "  sample; empty before the first). Counts are per interval; *_s are seconds.\n"
+            "  cum_jit_count,cum_sigbus,cum_smc,cum_softfloat,cum_cache_miss,mem_total, then\n"
+            "  mem_FEXMem, mem_FEXMemJIT, mem_FEXMem_OpDispatcher, mem_FEXMem_Frontend,\n"
+            "  mem_FEXMem_CPUBackend, mem_FEXMem_Lookup, mem_FEXMem_Lookup_L1,\n"
+            "  mem_FEXMem_ThreadState, mem_FEXMem_BlockLinks, mem_FEXMem_CallRetStacks,\n"
+            "  mem_FEXMem_Misc, mem_FEXAllocator and mem_other (every other region) in bytes, as\n"
+            "  of the latest memory sample (empty before the first). Counts are per interval;\n"
+            "  *_s are seconds. A file and standard input give the same bytes.\n"
             "Thread rows: frame,time_s,tid,name,load_pct,jit_s,signal_s,cache_rdlock_s,\n"
             "  cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,cpu_s\n"
-            "  (cpu_s: host CPU time in the interval, as often as the recorder sampled it).\n"
-            "The first sample is the baseline: rows start at frame 1.\n\n"
+            "  (cpu_s: host CPU time in the interval, when the recorder measured it at both ends;\n"
+            "  empty otherwise, e.g. between slow samples of felix-rec --mem-interval).\n"
+            "The first sample is the baseline: rows start at frame 1. --from S starts at the\n"
+            "first sample at or after S, against the sample before it (a baseline row with\n"
+            "interval 0 when there is none); cumulative and memory columns are those of a full\n"
+            "read.\n\n"
             "Exit status: 0 done; 2 usage (or an output that is the input or a FEX statistics\n"
             "  object); 5 a newer recording format; 6 permission denied;\n"
-            "  7 unreadable, truncated or corrupt recording (rows before the damage are written);\n"
+            "  8 the recording has no end item (never closed: the recorder was killed, the disk\n"
+            "  filled, or it is still being written): every sample in it was written out;\n"
+            "  7 unreadable or damaged recording (a corrupt item, a bad checksum, a wrong index):\n"
+            "  every row before the damage is written, and a line names its byte offset;\n"
             "  1 any other error.\n");
 }
 
@@ -412,8 +423,7 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "jsonl") == 0)
                 f = F_JSONL;
             else {
-                tool_error(prog, "unknown format '%s' (csv, tsv or jsonl)", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "csv, tsv or jsonl");
             }
             break;
         case OPT_FROM:
@@ -421,8 +431,7 @@ int main(int argc, char **argv)
             char *end;
             double v = strtod(optarg, &end);
             if (*end || !(v >= 0)) {
-                tool_error(prog, "invalid time '%s' (seconds from the start)", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "seconds from the start, e.g. 12.5");
             }
             if (c == OPT_FROM)
                 from = v;
@@ -432,8 +441,8 @@ int main(int argc, char **argv)
         }
         case 'F': follow = 1; break;
         case 's': summary = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("felix-csv %s\n", felix_version()); return 0;
+        case 'h': usage(stdout); return tool_stdout_done(prog);
+        case 'V': printf("felix-csv %s\n", felix_version()); return tool_stdout_done(prog);
         default: return tool_bad_option(prog, c, argv);
         }
     }
@@ -466,28 +475,20 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     const felix_rec_header *h = felix_rec_reader_header(r);
     struct stat st;
-    int regular = strcmp(in, "-") != 0 && stat(in, &st) == 0 && S_ISREG(st.st_mode);
+    int regular = strcmp(in, "-") != 0 && stat(in, &st) == 0 && S_ISREG(st.st_mode); /* only for flushing */
     int realtime = follow || !regular; /* rows go out as samples come in */
 
-    /* Memory columns: every region the recording holds, when it can be
-     * known up front; otherwise FEX's known regions. */
-    static const char *const known[] = {"FEXMem", "FEXMemJIT", "FEXMem_OpDispatcher", "FEXMem_Frontend",
-                                        "FEXMem_CPUBackend", "FEXMem_Lookup", "FEXMem_Lookup_L1",
-                                        "FEXMem_ThreadState", "FEXMem_BlockLinks", "FEXMem_CallRetStacks",
-                                        "FEXMem_Misc", "FEXAllocator"};
-    const char *const *regions = known;
-    size_t nreg = sizeof known / sizeof *known;
-    if (!follow && regular && !threads && !summary) {
-        const char *const *names;
-        size_t n;
-        if (felix_rec_region_names(r, &names, &n) == 0) {
-            regions = names;
-            nreg = n;
-            felix_rec_seek_sample(r, 0);
-        }
-    }
-    if (from > 0 && regular && !follow)
-        felix_rec_seek_time(r, (int64_t)(from * 1e9) - 1); /* the sample before, as the baseline */
+    /* Memory columns: FEX's known regions, then mem_other for every other
+     * name (JEMalloc of older FEX, future FEXMem_* names). Fixed, so a file
+     * and a pipe give the same columns, and nothing is read ahead: the
+     * index is never needed for a full read. */
+    static const char *const regions[] = {"FEXMem", "FEXMemJIT", "FEXMem_OpDispatcher", "FEXMem_Frontend",
+                                          "FEXMem_CPUBackend", "FEXMem_Lookup", "FEXMem_Lookup_L1",
+                                          "FEXMem_ThreadState", "FEXMem_BlockLinks", "FEXMem_CallRetStacks",
+                                          "FEXMem_Misc", "FEXAllocator", "other"};
+    const size_t nreg = sizeof regions / sizeof *regions, nknown = nreg - 1;
+    /* --from reads from the start too: cumulative totals and the memory
+     * columns of a range then equal the full read's. */
 
     uint64_t freq = h->freq_hz;
     felix_delta *d;
@@ -521,17 +522,17 @@ int main(int argc, char **argv)
                 nanosleep(&ts, NULL);
                 continue;
             }
-            if (rc == FELIX_ETRUNC) {
+            if (rc == FELIX_ETRUNC) { /* never closed: every sample was read */
                 oflush();
-                tool_error(prog, "%s", felix_error_detail());
+                tool_error(prog, "%s: %s", in, felix_error_detail());
                 truncated = 1;
-                status = EXIT_IO;
+                status = EXIT_INCOMPLETE;
             }
             break;
         }
         if (rc < 0) {
             oflush();
-            tool_error(prog, "%s", felix_error_detail());
+            tool_error(prog, "%s: %s", in, felix_error_detail());
             status = rc == FELIX_ENOMEM ? EXIT_FAILURE_GENERIC : EXIT_IO;
             truncated = 1;
             break;
@@ -555,10 +556,13 @@ int main(int argc, char **argv)
         if (m) {
             have_mem = 1;
             mem_total = felix_mem_total(m);
-            for (size_t i = 0; i < nreg; i++) {
+            uint64_t known_sum = 0;
+            for (size_t i = 0; i < nknown; i++) {
                 const felix_region *reg = felix_mem_find(m, regions[i]);
                 mem[i] = reg ? reg->rss : 0;
+                known_sum += mem[i];
             }
+            mem[nknown] = mem_total - known_sum;
         }
         size_t n = ci->nthreads;
         if (threads && n > cpu_cap) {
@@ -574,10 +578,16 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; threads && i < n; i++)
             cur_has[i] = felix_rec_thread_cpu_ns(r, felix_snapshot_thread(cur, i)->tid, &cur_cpu[i]) == 0;
-        if (have_prev && felix_delta_compute(d, prev, cur) == 0 && t >= (from >= 0 ? from : 0)) {
+        /* A row per frame; with --from, the first sample at or after S is a
+         * row too: a baseline row (interval 0) when no sample precedes it. */
+        int row = have_prev ? felix_delta_compute(d, prev, cur) == 0
+                            : from >= 0 && felix_delta_compute(d, NULL, cur) == 0;
+        if (row && t >= (from >= 0 ? from : 0)) {
             const felix_frame *fr = felix_delta_frame(d);
             int64_t frame = felix_rec_sample_number(r);
-            if (summary) {
+            if (summary && !have_prev) {
+                /* a baseline row has no interval to sum */
+            } else if (summary) {
                 if (sum.first_t < 0)
                     sum.first_t = (double)(felix_snapshot_get_info(prev)->mono_ns - h->start_mono_ns) / 1e9;
                 sum.last_t = t;
@@ -684,6 +694,12 @@ int main(int argc, char **argv)
     }
     if (summary && !out_failed)
         print_summary(&sum, h, freq, f, truncated);
+    if (felix_rec_reader_warning(r)) { /* damage worked around: said, and not 0 */
+        oflush();
+        tool_error(prog, "%s: %s", in, felix_rec_reader_warning(r));
+        if (status == EXIT_OK)
+            status = EXIT_IO;
+    }
     oflush();
     if (out_failed) {
         if (out_failed != EPIPE) /* a reader that stopped early (| head) is not an error */

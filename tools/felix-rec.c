@@ -55,7 +55,7 @@ static void usage(FILE *f)
             "sample is taken; the recording marks the exec, and no figure spans the two images.\n"
             "Attaching to a brand-new object waits up to 2 s for FEX to write its header.\n\n"
             "Exit status:\n"
-            "  0    recorded until the process exited or the duration ended\n"
+            "  0    recorded until the process exited or the duration ended\n"            "  1    any other error (e.g. --help or --version could not be written)\n"
             "  2    usage error, or an output that would destroy data (an existing file without\n"
             "       --force, a FEX statistics object)\n"
             "  3    no such process\n"
@@ -84,26 +84,22 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'i':
             if (tool_parse_duration(optarg, 1000000, &interval) < 0 || interval < 1000000) {
-                tool_error(prog, "invalid interval '%s' (at least 1ms, e.g. 250ms, 1s)", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "at least 1ms, e.g. 250ms, 1s");
             }
             break;
         case OPT_MEM:
             if (tool_parse_duration(optarg, 1000000, &mem_interval) < 0) {
-                tool_error(prog, "invalid memory interval '%s'", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "a duration, e.g. 1s; 0 turns memory sampling off");
             }
             break;
         case 'd':
             if (tool_parse_duration(optarg, 1000000000, &duration) < 0 || duration <= 0) {
-                tool_error(prog, "invalid duration '%s'", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "a duration above 0, e.g. 10m");
             }
             break;
         case OPT_CHUNK:
             if (tool_parse_duration(optarg, 1000000000, &chunk) < 0 || chunk <= 0) {
-                tool_error(prog, "invalid chunk length '%s'", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "a duration above 0, e.g. 10s");
             }
             break;
         case 'w': watch = 1; break;
@@ -111,8 +107,8 @@ int main(int argc, char **argv)
         case OPT_FSYNC: do_fsync = 1; break;
         case 'q': quiet = 1; break;
         case 'f': force = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("felix-rec %s\n", felix_version()); return 0;
+        case 'h': usage(stdout); return tool_stdout_done(prog);
+        case 'V': printf("felix-rec %s\n", felix_version()); return tool_stdout_done(prog);
         default: return tool_bad_option(prog, c, argv);
         }
     }
@@ -124,7 +120,7 @@ int main(int argc, char **argv)
     if (optind < argc) {
         uint64_t v;
         if (watch || optind + 1 < argc || tool_parse_uint(argv[optind], 1, 0x7fffffff, &v) < 0) {
-            tool_error(prog, "expected one PID (or --watch), got '%s'", argv[optind]);
+            tool_error(prog, "expected one PID in decimal digits (or --watch), got '%s'", argv[optind]);
             return EXIT_USAGE;
         }
         pid = (pid_t)v;

@@ -610,8 +610,7 @@ int main(int argc, char **argv)
             for (i = 0; i < 5 && strcmp(optarg, scenario_names[i]); i++)
                 ;
             if (i == 5) {
-                tool_error(prog, "unknown scenario '%s' (steady, warmup, churn, storm, grow)", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "steady, warmup, churn, storm or grow");
             }
             opt.scenario = (enum scenario)i;
             break;
@@ -680,14 +679,13 @@ int main(int argc, char **argv)
                 goto bad;
             break;
         }
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("felix-sim %s\n", felix_version()); return 0;
+        case 'h': usage(stdout); return tool_stdout_done(prog);
+        case 'V': printf("felix-sim %s\n", felix_version()); return tool_stdout_done(prog);
         default: return tool_bad_option(prog, c, argv);
         }
         continue;
     bad:
-        tool_error(prog, "invalid value '%s' for option %s", optarg, argv[optind - 1]);
-        return EXIT_USAGE;
+        return tool_bad_value(prog, c, lo, optarg, NULL);
     }
     char **cmd = optind < argc ? argv + optind : NULL;
     /* An image after an exec: what the first image started with. */

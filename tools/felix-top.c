@@ -49,9 +49,11 @@ static void usage(FILE *f)
             "? help; q quits. Replay: Space pause, Left/Right one sample, PgUp/PgDn ten seconds,\n"
             "[ and ] speed (0.25x to 64x), Home/End.\n\n"
             "NO_COLOR turns colors off; a locale that is not UTF-8 gets ASCII bars.\n\n"
-            "Exit status: 0 quit; 2 usage; 3 no such process; 4 no statistics (not FEX,\n"
+            "Exit status: 0 quit; 1 any other error (e.g. --help could not be written);\n"
+            "  2 usage; 3 no such process; 4 no statistics (not FEX,\n"
             "  FEX_PROFILESTATS off, stale); 5 unsupported version; 6 permission denied;\n"
-            "  7 unreadable recording or I/O error; 129, 130, 143 ended by SIGHUP, SIGINT, SIGTERM.\n");
+            "  7 unreadable or damaged recording, or I/O error; 8 a recording without its end item\n"
+            "  (never closed); 129, 130, 143 ended by SIGHUP, SIGINT, SIGTERM.\n");
 }
 
 /* ---- the terminal, restored on every way out ---- */
@@ -561,7 +563,7 @@ static int run_replay(const char *path)
         felix_rec_seek_sample(p.r, 0);
     }
     start_curses(&m);
-    int quit = 0, dirty = 1, status = EXIT_OK, at_end = 0;
+    int quit = 0, dirty = 1, status = EXIT_OK, at_end = 0, err_code = 0;
     const char *err = NULL;
     char errbuf[512];
     /* The baseline, then play. */
@@ -570,6 +572,7 @@ static int run_replay(const char *path)
     if (rc < 0 && rc != FELIX_EEOF) {
         snprintf(errbuf, sizeof errbuf, "%s", felix_error_detail());
         err = errbuf;
+        err_code = rc;
     }
     at_end = rc < 0;
     int64_t base_wall = live_now();
@@ -588,6 +591,7 @@ static int run_replay(const char *path)
                     if (rc != FELIX_EEOF) {
                         snprintf(errbuf, sizeof errbuf, "%s", felix_error_detail());
                         err = errbuf;
+                        err_code = rc;
                     } else {
                         m.message = "end of the recording";
                     }
@@ -642,9 +646,14 @@ static int run_replay(const char *path)
         base_t = m.time_s;
     }
     restore_terminal();
-    if (err) {
-        tool_error(prog, "%s", err);
-        status = EXIT_IO;
+    if (err) { /* never closed (8), or damaged (7): the samples before were shown */
+        tool_error(prog, "%s: %s", path, err);
+        status = err_code == FELIX_ETRUNC ? EXIT_INCOMPLETE : EXIT_IO;
+    }
+    if (felix_rec_reader_warning(p.r)) {
+        tool_error(prog, "%s: %s", path, felix_rec_reader_warning(p.r));
+        if (status == EXIT_OK)
+            status = EXIT_IO;
     }
     if (quit_signal)
         status = 128 + quit_signal;
@@ -777,16 +786,15 @@ int main(int argc, char **argv)
         switch (c) {
         case 'i':
             if (tool_parse_duration(optarg, 1000000, &interval) < 0 || interval < 1000000) {
-                tool_error(prog, "invalid interval '%s' (at least 1ms, e.g. 250ms, 1s)", optarg);
-                return EXIT_USAGE;
+                return tool_bad_value(prog, c, lo, optarg, "at least 1ms, e.g. 250ms, 1s");
             }
             break;
         case 'r': record = optarg; break;
         case 'w': watch = 1; break;
         case 'f': force = 1; break;
         case OPT_DEMO: demo = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("felix-top %s\n", felix_version()); return 0;
+        case 'h': usage(stdout); return tool_stdout_done(prog);
+        case 'V': printf("felix-top %s\n", felix_version()); return tool_stdout_done(prog);
         default: return tool_bad_option(prog, c, argv);
         }
     }
@@ -830,7 +838,7 @@ int main(int argc, char **argv)
     } else if (arg) {
         uint64_t v;
         if (tool_parse_uint(arg, 1, 0x7fffffff, &v) < 0) {
-            tool_error(prog, "invalid PID '%s'", arg);
+            tool_error(prog, "invalid PID '%s' (decimal digits, 1 to 2147483647)", arg);
             return EXIT_USAGE;
         }
         pid = (pid_t)v;

@@ -160,19 +160,31 @@ const felix_rec_header *felix_rec_reader_header(const felix_rec_reader *r);
  * Read the next item. For a sample, snap is filled (times are CLOCK_MONOTONIC
  * and wall ns as when recorded); for an event, ev. Either may be NULL when
  * the caller does not want that kind (the item is still consumed).
- * Returns FELIX_EEOF at the end of the data. On damage, FELIX_ETRUNC or
- * FELIX_ECORRUPT with felix_error_detail() naming the byte offset; every item
- * before it was returned. FELIX_EAGAIN: a non-blocking descriptor has no
+ * Returns FELIX_EEOF after the end item, at the end of the data. A recording
+ * that ends without its end item (never closed: the recorder was killed, the
+ * disk filled, or it is still being written) gives FELIX_ETRUNC there. On
+ * damage, FELIX_ECORRUPT with felix_error_detail() naming the byte offset.
+ * Either way every whole item before was returned, each checked against its
+ * CRC when the recording carries them (a recording whose header carries one
+ * must carry one in every item); no item is returned unchecked. FELIX_EAGAIN: a non-blocking descriptor has no
  * more data yet (call again later; nothing is lost).
  */
 int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *ev, int *out_item);
 /** Read until the next sample (events are skipped). FELIX_EEOF at the end. */
 int felix_rec_next_sample(felix_rec_reader *r, felix_snapshot *snap);
 
+/**
+ * Damage the reader met and worked around, as one line naming it (a missing
+ * or wrong index, rebuilt by scanning), or NULL. Damage it cannot work
+ * around is an error of felix_rec_next() instead.
+ */
+const char *felix_rec_reader_warning(const felix_rec_reader *r);
+
 /** Name recorded for a thread (NULL when none), as of the last item read. */
 const char *felix_rec_thread_name(const felix_rec_reader *r, uint32_t tid);
-/** Host CPU ns recorded for a thread at the last sample; 0 on success,
- *  FELIX_EINVAL when none was recorded. */
+/** Host CPU ns (utime + stime) of a thread as measured at the last sample
+ *  read; 0 on success, FELIX_EINVAL when that sample did not measure it (the
+ *  recorder measures at its slow interval). */
 int felix_rec_thread_cpu_ns(const felix_rec_reader *r, uint32_t tid, uint64_t *out);
 /** Number of the last sample read (0-based), or -1 before the first. */
 int64_t felix_rec_sample_number(const felix_rec_reader *r);
