@@ -41,6 +41,21 @@ static int rate_ok(double got_per_s, double want_per_s, double t)
     return diff <= (tol > 1.5 ? tol : 1.5);
 }
 
+/* A time share over T seconds matches within 5%, or 3 ms of time for tiny
+ * ones: felix-sim adds a timed block when it ends, so a worker descheduled
+ * near a window's edge lands a few ms of catch-up on the wrong side of it
+ * (this tolerance matters only for the 0.5% and 1% cache-lock shares: on a
+ * busy 2-core machine they missed 5% in half the runs, before and after the
+ * reader changed). */
+static int share_ok(double got, double want, double t)
+{
+    double diff = (got - want) * t;
+    if (diff < 0)
+        diff = -diff;
+    double tol = want * t * 0.05;
+    return diff <= (tol > 0.003 ? tol : 0.003);
+}
+
 /* Thread k of felix-sim, from its name "sim-worker-k". */
 static unsigned worker_k(pid_t pid, uint32_t tid)
 {
@@ -111,8 +126,11 @@ static void steady_rates_recovered(void)
         busy += jit + 0.02;
         CHECK_NEAR(t->rate[FELIX_C_JIT_TIME], jit, 0.05);
         CHECK_NEAR(t->rate[FELIX_C_SIGNAL_TIME], 0.02, 0.05);
-        CHECK_NEAR(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, 0.05);
-        CHECK_NEAR(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, 0.05);
+        CHECK(share_ok(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, T));
+        CHECK(share_ok(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, T));
+        if (!share_ok(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, T) || !share_ok(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, T))
+            fprintf(stderr, "thread %u: read lock %g, write lock %g over %g s\n", k, t->rate[FELIX_C_CACHE_RDLOCK],
+                    t->rate[FELIX_C_CACHE_WRLOCK], T);
         CHECK_NEAR(t->load_pct, (jit + 0.02) * 100, 0.05);
         CHECK(rate_ok(t->rate[FELIX_C_JIT_COUNT], 100.0 * k, T));
         CHECK(rate_ok(t->rate[FELIX_C_SMC], k, T));
@@ -171,7 +189,9 @@ static void storm_raises_flags(void)
  * the segment grows past a page, and no delta is ever bogus. */
 static void churn_every_ms(void)
 {
-    static const char *args[] = {"-t", "8", "-s", "churn", NULL};
+    /* A 1 KiB first page (11 slots): the population outgrows it even where
+     * threads start slowly (under an emulator). */
+    static const char *args[] = {"-t", "8", "-s", "churn", "--page-size", "1024", NULL};
     pid_t pid = sim_start(args);
     REQUIRE(pid > 0);
     felix_shm *shm;
@@ -230,7 +250,7 @@ static void churn_every_ms(void)
     CHECK(started > 100);
     CHECK(exited > 100);
     CHECK(tid_restarts + reused_flag > 0); /* a TID came back as a new thread */
-    CHECK(max_size > (uint32_t)sysconf(_SC_PAGESIZE)); /* grew past one page */
+    CHECK(max_size > 1024); /* grew past its first page */
     fprintf(stderr, "churn: %llu frames, %llu started, %llu exited, %llu reused, %u TID restarts, %u bytes\n",
             (unsigned long long)frames, (unsigned long long)started, (unsigned long long)exited,
             (unsigned long long)reused_flag, tid_restarts, max_size);

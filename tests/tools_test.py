@@ -596,7 +596,7 @@ def case_ranges_and_cpu():
         piped = run(CSV + ["-"], stdin=f, text=True)
     check(piped.stdout == run(CSV + [path], text=True).stdout, "file and standard input: the same bytes")
     t = [float(x["time_s"]) for x in full]
-    start = t[5]
+    start = (t[4] + t[5]) / 2  # between two samples: no rounding can move it
     part = csv_rows(path, "--from", "%.6f" % start)
     check(part and part[0]["frame"] == full[5]["frame"], "--from: the first row is the first sample at or after S: %s vs %s" % (
         part[0]["frame"] if part else None, full[5]["frame"]))
@@ -613,6 +613,59 @@ def case_ranges_and_cpu():
     sim.stop()
     rows = csv_rows(path, "--threads")
     check(rows and all(r["cpu_s"] != "" for r in rows), "cpu_s at every 1 s sample: %s" % [r["cpu_s"] for r in rows])
+
+
+NASTY = b'q"b\\\x1b\x7f\x85\xff\xc2\x85\xc3\xa9'  # quote, backslash, ESC, DEL, raw C1, invalid, C1, e-acute
+
+
+def no_controls(data):
+    """No C0 (but newline), DEL or C1 byte or code point, and valid UTF-8."""
+    text = data.decode("utf-8")  # strict: raises on invalid UTF-8
+    return not any((ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f for c in text)
+
+
+def case_names_any_bytes():
+    """Names holding every class of byte: JSON lines stay valid JSON and UTF-8,
+    CSV stays RFC 4180 and UTF-8, text and messages carry no control bytes."""
+    # Started through a link with a nasty name, so the process name (comm) is
+    # nasty too (under an emulator, comm is the emulator's).
+    link = os.path.join(TMP.encode(), b"fx\x1b\x7f\x85")
+    if not os.path.lexists(link):
+        os.symlink(SIM[-1], link)
+    sims = [subprocess.Popen(SIM[:-1] + [link, b"-t", b"2", b"--no-mem", b"--thread-name", NASTY],
+                             stdout=subprocess.PIPE) for _ in range(2)]
+    pids = [int(p.stdout.readline()) for p in sims]
+    out = os.path.join(TMP, "names.felix")
+    r = run(REC + [str(pids[0]), "-i", "100ms", "-d", "600ms", "-q", "-o", out])
+    check(r.returncode == 0, "felix-rec: %d %r" % (r.returncode, r.stderr))
+    j = run(CSV + ["--threads", "-f", "jsonl", out])
+    check(j.returncode == 0, "jsonl: %d" % j.returncode)
+    try:
+        rows = [json.loads(l) for l in j.stdout.decode("utf-8").splitlines()]
+    except ValueError as e:
+        rows = []
+        check(False, "JSON lines are valid UTF-8 and JSON: %s" % e)
+    names = {x["name"] for x in rows}
+    check(rows and all(n.startswith('q"b\\') and "\ufffd\ufffd\u0085\u00e9-" in n for n in names),
+          "names decoded: %r" % names)
+    c = run(CSV + ["--threads", out])
+    try:
+        parsed = list(csv.DictReader(io.StringIO(c.stdout.decode("utf-8"), newline="")))
+    except ValueError as e:
+        parsed = []
+        check(False, "CSV is valid UTF-8: %s" % e)
+    check(parsed and {x["name"] for x in parsed} == names, "CSV fields equal the JSON ones: %r" % (
+        {x["name"] for x in parsed} if parsed else None))
+    t = run(CSV + ["--threads", "-f", "tsv", out])
+    check(all(len(l.split(b"\t")) == 15 for l in t.stdout.splitlines()), "TSV: 15 fields a row")
+    summ = run(CSV + ["--summary", out])
+    check(summ.returncode == 0 and no_controls(summ.stdout), "summary text: no control bytes")
+    # Two processes match: the listing names them; the message has no control.
+    m = run(REC + ["--match", "fx|felix-sim|qemu", "-o", os.path.join(TMP, "names2.felix")])
+    check(m.returncode == 2 and no_controls(m.stderr), "--match listing: %d %r" % (m.returncode, m.stderr))
+    for p in sims:
+        p.terminate()
+        p.wait()
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

@@ -338,6 +338,20 @@ def case_huge_segment():
     holder.wait()
 
 
+def case_names_escaped():
+    """A thread name with ESC, DEL and C1 bytes shows them as visible escapes."""
+    p = subprocess.Popen([SIM.encode(), b"-t", b"1", b"--no-mem", b"--thread-name", b"\x1b[J\xc2\x85"],
+                         stdout=subprocess.PIPE)
+    pid = int(p.stdout.readline())
+    start("%s -i 250ms %d" % (TOP, pid))
+    s = wait_for(lambda s: "\\x1b[J\\xc2\\x85-1" in s, 10, "the escaped thread name")
+    check("LIVE" in s, "the screen was not cleared by the name")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 10, "exit")
+    p.terminate()
+    p.wait()
+
+
 CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 #include "common.h"
+#include "text.h"
 
 #include <errno.h>
 #include <felix/felix.h>
@@ -124,12 +125,14 @@ int tool_bad_option(const char *prog, int c, char **argv)
 
 void tool_error(const char *prog, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], shown[TEXT_MAX(1024) + 1];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: %s\n", prog, msg);
+    /* Messages name things from outside (paths, process and thread names):
+     * no control byte reaches a terminal, and it stays one line. */
+    fprintf(stderr, "%s: %s\n", prog, text_term_str(shown, sizeof shown, msg, 0));
 }
 
 #include <errno.h>

@@ -4,6 +4,7 @@
  * felix-top shows it live.
  */
 #include "common.h"
+#include "text.h"
 
 #include <errno.h>
 #include <felix/felix.h>
@@ -104,40 +105,23 @@ static void oput(const char *s, size_t n)
 
 static void ostr(const char *s) { oput(s, strlen(s)); }
 
-/* A text field, quoted as the format needs. */
+/* A text field from outside (names, versions), as the format needs it:
+ * JSON strings, RFC 4180 fields, TSV fields (see text.h). */
 static void ofield_text(enum fmt f, const char *s)
 {
-    char *p = oreserve(strlen(s) * 6 + 4);
-    if (f == F_JSONL) {
-        *p++ = '"';
-        for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-            if (*c == '"' || *c == '\\') {
-                *p++ = '\\';
-                *p++ = (char)*c;
-            } else if (*c < 0x20) {
-                p += sprintf(p, "\\u%04x", *c);
-            } else {
-                *p++ = (char)*c;
-            }
-        }
-        *p++ = '"';
-    } else if (f == F_TSV) {
-        for (const char *c = s; *c; c++)
-            *p++ = (*c == '\t' || *c == '\n' || *c == '\r') ? ' ' : *c;
-    } else if (strpbrk(s, ",\"\r\n")) {
-        *p++ = '"';
-        for (const char *c = s; *c; c++) {
-            if (*c == '"')
-                *p++ = '"';
-            *p++ = *c;
-        }
-        *p++ = '"';
-    } else {
-        size_t n = strlen(s);
-        memcpy(p, s, n);
-        p += n;
-    }
+    size_t n = strlen(s);
+    if (TEXT_MAX(n) > sizeof obuf / 2)
+        n = (sizeof obuf / 2 - 2) / 10; /* names are short; never overrun */
+    char *p = oreserve(TEXT_MAX(n));
+    p = f == F_JSONL ? text_json(p, s, n) : f == F_TSV ? text_tsv(p, s, n) : text_csv(p, s, n);
     olen = (size_t)(p - obuf);
+}
+
+/* Outside text in the plain-text summary (it may go to a terminal). */
+static void oterm(const char *s)
+{
+    char buf[TEXT_MAX(512) + 1];
+    ostr(text_term_str(buf, sizeof buf, s, 0));
 }
 
 /* ---- rows ---- */
@@ -358,11 +342,13 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
         ostr("]}\n");
         return;
     }
-    snprintf(line, sizeof line, "process      %d %s  (", (int)h->pid, h->name);
+    snprintf(line, sizeof line, "process      %d ", (int)h->pid);
     ostr(line);
-    ostr(h->cmdline);
+    oterm(h->name);
+    ostr("  (");
+    oterm(h->cmdline);
     ostr(")\nFEX          ");
-    ostr(h->fex_version);
+    oterm(h->fex_version);
     ostr("\n");
     snprintf(line, sizeof line, "duration     %.3f s%s\nsamples      %llu (%llu missed by the recorder)\n",
              s->frames ? s->last_t - s->first_t : 0.0, truncated ? " (the recording is truncated)" : "",
@@ -380,8 +366,9 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
     }
     ostr("busiest threads by JIT time:\n");
     for (size_t i = 0; i < s->nt && i < 5; i++) {
-        snprintf(line, sizeof line, "  %-8u %-16s %.6f s\n", s->t[i].tid, s->t[i].name[0] ? s->t[i].name : "?",
-                 (double)s->t[i].jit / (double)freq);
+        char nm[TEXT_MAX(32) + 1];
+        snprintf(line, sizeof line, "  %-8u %-16s %.6f s\n", s->t[i].tid,
+                 s->t[i].name[0] ? text_term_str(nm, sizeof nm, s->t[i].name, 0) : "?", (double)s->t[i].jit / (double)freq);
         ostr(line);
     }
     snprintf(line, sizeof line, "spikes       %llu samples over the flag thresholds\n", (unsigned long long)s->nspikes);

@@ -6,6 +6,8 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "top.h"
 
+#include "../text.h"
+
 #include <curses.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,10 +104,15 @@ static void status_bar(const struct top_model *m)
         snprintf(image, sizeof image, " | restarting (exec)");
     else if (m->image > 1)
         snprintf(image, sizeof image, " | exec'd: image %u", m->image);
+    /* Names, paths and messages come from outside: shown escaped (text.h). */
+    char rec[TEXT_MAX(64) + 1], msg[TEXT_MAX(128) + 1], name[TEXT_MAX(32) + 1], fex[TEXT_MAX(64) + 1];
+    int ascii = !m->utf8;
     snprintf(buf, sizeof buf, " felix-top %s | %s%s%s%s | %s | %s%sPID %d %s | %s | %s | Head %u Size %u",
-             felix_version(), state, image, m->record_path ? " | REC " : "", m->record_path ? m->record_path : "", iv,
-             m->message ? m->message : "", m->message ? " | " : "", m->pid, m->name, m->fex_version, m->app_type,
-             m->head, m->size);
+             felix_version(), state, image, m->record_path ? " | REC " : "",
+             m->record_path ? text_term_str(rec, sizeof rec, m->record_path, ascii) : "", iv,
+             m->message ? text_term_str(msg, sizeof msg, m->message, ascii) : "", m->message ? " | " : "", m->pid,
+             text_term_str(name, sizeof name, m->name, ascii), text_term_str(fex, sizeof fex, m->fex_version, ascii),
+             m->app_type, m->head, m->size);
     attron(A_REVERSE);
     move(0, 0);
     for (int i = 0; i < COLS; i++)
@@ -216,7 +223,9 @@ static void jit_panel(struct top_model *m, int y, int h)
             snprintf(share, sizeof share, "%8s", "-");
         int attr = r->exited ? (A_DIM | color(m, C_DIM)) : 0;
         attron(attr);
-        snprintf(line, sizeof line, "%7u %-16.16s %5.1f%% ", r->tid, r->name[0] ? r->name : "?", r->load);
+        char nm[TEXT_MAX(32) + 1];
+        snprintf(line, sizeof line, "%7u %-16.16s %5.1f%% ", r->tid,
+                 r->name[0] ? text_term_str(nm, sizeof nm, r->name, !m->utf8) : "?", r->load);
         put(yy, 0, line, COLS);
         attroff(attr);
         int lvl = r->load >= 75 ? C_HOT : r->load >= 50 ? C_WARN : C_BAR;
@@ -257,7 +266,9 @@ static void mem_panel(struct top_model *m, int y, int h)
     for (int i = 0; i < h - 1 && (size_t)i < m->nregions; i++) {
         char line[128], sz[32];
         human_bytes(m->regions[order[i]].rss, sz, sizeof sz);
-        snprintf(line, sizeof line, " %-22.22s %10s ", m->regions[order[i]].name, sz);
+        char nm[TEXT_MAX(48) + 1];
+        snprintf(line, sizeof line, " %-22.22s %10s ", text_term_str(nm, sizeof nm, m->regions[order[i]].name, !m->utf8),
+                 sz);
         put(y + 1 + i, 0, line, COLS);
         int bw = COLS - 36;
         if (bw > 2)
@@ -448,12 +459,14 @@ void top_draw_picker(const felix_proc_list *l, size_t sel, int utf8, int colored
     attroff(A_BOLD);
     for (size_t i = 0; i < n && (int)i + 2 < LINES - 1; i++) {
         const felix_proc_entry *e = felix_proc_list_get(l, i);
-        char line[700], indent[64] = "";
+        char line[1200], indent[64] = "", nm[TEXT_MAX(32) + 1], cmd[TEXT_MAX(100) + 1];
         for (int d = 0; d < e->depth && d < 8; d++)
             strcat(indent, d + 1 == e->depth ? (utf8 ? "└─" : "`-") : "  ");
         snprintf(line, sizeof line, "%8d  %s%-*s %s%s", (int)e->pid, indent,
-                 16 - (e->depth > 0 ? 2 * e->depth : 0) > 0 ? 16 - 2 * e->depth : 1, e->name,
-                 e->state == FELIX_PROC_LIVE ? e->cmdline : "", e->state == FELIX_PROC_LIVE ? "" : "(stale segment)");
+                 16 - (e->depth > 0 ? 2 * e->depth : 0) > 0 ? 16 - 2 * e->depth : 1,
+                 text_term_str(nm, sizeof nm, e->name, !utf8),
+                 e->state == FELIX_PROC_LIVE ? text_term_str(cmd, sizeof cmd, e->cmdline, !utf8) : "",
+                 e->state == FELIX_PROC_LIVE ? "" : "(stale segment)");
         int attr = i == sel ? (colored ? COLOR_PAIR(C_SEL) : A_REVERSE) : (e->state == FELIX_PROC_LIVE ? 0 : A_DIM);
         attron(attr);
         put((int)i + 2, 0, line, COLS);
