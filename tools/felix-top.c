@@ -275,6 +275,49 @@ static void redraw(struct top_model *m)
 static const int64_t intervals[] = {1000000, 2000000, 5000000, 10000000, 20000000, 50000000, 100000000,
                                     200000000, 500000000, 1000000000, 2000000000, 5000000000LL, 10000000000LL};
 
+/* A key in live mode; returns whether the screen should be redrawn. */
+static int live_key(struct top_model *m, int ch, int *quit, int64_t *next, felix_rec_writer *w)
+{
+    int dirty = common_key(m, ch, quit);
+    size_t k = 0;
+    while (k + 1 < sizeof intervals / sizeof *intervals && intervals[k] < m->interval_ns)
+        k++;
+    int64_t old = m->interval_ns;
+    if (ch == '+' && m->state != ST_EXITED)
+        m->interval_ns = intervals[k + 1 < sizeof intervals / sizeof *intervals && intervals[k] <= old ? k + 1 : k];
+    if (ch == '-' && m->state != ST_EXITED)
+        m->interval_ns = k > 0 ? intervals[k - 1] : intervals[0];
+    if (m->interval_ns != old) {
+        *next = live_now() + m->interval_ns;
+        if (w) {
+            felix_rec_event ev = {0};
+            ev.kind = FELIX_EV_INTERVAL_CHANGED;
+            ev.mono_ns = live_now();
+            ev.interval_ns = m->interval_ns;
+            felix_rec_write_event(w, &ev);
+        }
+        dirty = 1;
+    }
+    if (ch == 'p') {
+        m->view_paused = !m->view_paused;
+        dirty = 1;
+    }
+    return dirty;
+}
+
+/* Keys that arrived while a sample was being taken, handled between its
+ * steps: with hundreds of thousands of threads (a 16 MiB segment) a sample
+ * takes a good part of a second here, and a key must not wait for all of it. */
+static void keys_meanwhile(struct top_model *m, int *quit, int64_t *next, felix_rec_writer *w)
+{
+    timeout(0);
+    int ch, dirty = 0;
+    while (!*quit && (ch = getch()) != ERR)
+        dirty |= live_key(m, ch, quit, next, w);
+    if (dirty && !*quit)
+        redraw(m);
+}
+
 static int run_live(pid_t pid, int64_t interval, const char *record, int child)
 {
     struct top_model m;
@@ -334,6 +377,7 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
                 m.message = why;
                 dirty = 1;
             } else {
+                keys_meanwhile(&m, &quit, &next, w);
                 if (m.message == why)
                     m.message = NULL;
                 if (w && felix_rec_write_sample(w, s[cur], lv.info, lv.ninfo) < 0) {
@@ -343,6 +387,7 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
                     m.record_path = NULL;
                 }
                 if (have_prev && felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0) {
+                    keys_meanwhile(&m, &quit, &next, w);
                     model_frame(&m, d, s[cur], h.start_mono_ns, NULL, NULL, NULL, now);
                     model_live_info(&m, &lv, s[cur]);
                     dirty = !m.view_paused || (felix_delta_frame(d)->events & FELIX_FRAME_EXEC);
@@ -402,30 +447,7 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
         int ch = getch();
         if (ch == ERR)
             continue;
-        dirty |= common_key(&m, ch, &quit);
-        size_t k = 0;
-        while (k + 1 < sizeof intervals / sizeof *intervals && intervals[k] < m.interval_ns)
-            k++;
-        int64_t old = m.interval_ns;
-        if (ch == '+' && m.state != ST_EXITED)
-            m.interval_ns = intervals[k + 1 < sizeof intervals / sizeof *intervals && intervals[k] <= old ? k + 1 : k];
-        if (ch == '-' && m.state != ST_EXITED)
-            m.interval_ns = k > 0 ? intervals[k - 1] : intervals[0];
-        if (m.interval_ns != old) {
-            next = live_now() + m.interval_ns;
-            if (w) {
-                felix_rec_event ev = {0};
-                ev.kind = FELIX_EV_INTERVAL_CHANGED;
-                ev.mono_ns = live_now();
-                ev.interval_ns = m.interval_ns;
-                felix_rec_write_event(w, &ev);
-            }
-            dirty = 1;
-        }
-        if (ch == 'p') {
-            m.view_paused = !m.view_paused;
-            dirty = 1;
-        }
+        dirty |= live_key(&m, ch, &quit, &next, w);
     }
     restore_terminal();
     if (w) {
