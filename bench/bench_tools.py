@@ -112,20 +112,13 @@ print("felix-rec at 10 ms over %.0f s: interval jitter p99 %.0f us, drift %+.0f 
 
 # 6. A 16 MiB segment (209,714 threads, felix86's largest) held by a live
 #    process: felix-top's reaction to a key and to q, felix-rec at 1 s.
-import struct
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from segimage import huge_segment_image  # noqa: E402
 holder = subprocess.Popen(["sleep", "600"])
 seg = "/dev/shm/fex-%d-stats" % holder.pid
-size = 16 << 20
-n = (size - 64) // 80
-b = bytearray(size)
-b[0], b[1] = 2, 1
-struct.pack_into("<H", b, 2, 80)
-struct.pack_into("<II", b, 52, 64, size)
-for i in range(n):
-    off = 64 + 80 * i
-    struct.pack_into("<IIQ", b, off, off + 80 if i + 1 < n else 0, 0x40000000 + i, 1000 + i)
+image, n = huge_segment_image()
 with open(seg, "wb") as f:
-    f.write(b)
+    f.write(image)
 if TOP:
     sock = os.path.join(tmp, "tmux-huge.sock")
     def tm(*a):

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from segimage import segment_image
+
 WRAP = os.environ.get("FELIX_EXEC_WRAPPER", "").split()
 SIM = WRAP + [os.environ["FELIX_SIM"]]
 REC = WRAP + [os.environ["FELIX_REC"]]
@@ -381,21 +383,6 @@ def items(path):
     z = subprocess.run(["zstd", "-dcq", path], capture_output=True).stdout
     r = subprocess.run(["/usr/bin/python3", "-c", code], input=z, capture_output=True, check=True)
     return json.loads(r.stdout)
-
-
-def segment_image(threads, size=4096, fex=b"FEX-test"):
-    """A version-2 segment image with 80-byte slots and threads (TIDs) linked in order."""
-    import struct
-    b = bytearray(size)
-    b[0], b[1] = 2, 1
-    struct.pack_into("<H", b, 2, 80)
-    b[4:4 + len(fex)] = fex
-    struct.pack_into("<II", b, 52, 64 if threads else 0, size)
-    for i, tid in enumerate(threads):
-        off = 64 + 80 * i
-        nxt = off + 80 if i + 1 < len(threads) else 0
-        struct.pack_into("<IIQ", b, off, nxt, tid, 1000 * (i + 1))
-    return bytes(b)
 
 
 def case_exec_recorded():

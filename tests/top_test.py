@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 
+from segimage import huge_segment_image
+
 TOP, SIM, REC = os.environ["FELIX_TOP"], os.environ["FELIX_SIM"], os.environ["FELIX_REC"]
 MAKEREC = os.environ["FELIX_MAKE_RECORDING"]
 TMP = tempfile.mkdtemp(prefix="felix-top-")
@@ -313,20 +315,11 @@ def case_exec_shown():
 def case_huge_segment():
     """A 16 MiB segment (209,714 threads, felix86's largest): felix-top shows it and
     quits on q (the per-frame times are in bench_top)."""
-    import struct
     holder = subprocess.Popen(["sleep", "120"])
     seg = "/dev/shm/fex-%d-stats" % holder.pid
-    size = 16 << 20
-    n = (size - 64) // 80
-    b = bytearray(size)
-    b[0], b[1] = 2, 1
-    struct.pack_into("<HII", b, 2, 80, 0, 0)
-    struct.pack_into("<II", b, 52, 64, size)
-    for i in range(n):
-        off = 64 + 80 * i
-        struct.pack_into("<IIQ", b, off, off + 80 if i + 1 < n else 0, 0x40000000 + i, 1000 + i)
+    image, n = huge_segment_image()
     with open(seg, "wb") as f:
-        f.write(b)
+        f.write(image)
     start("%s -i 1s %d" % (TOP, holder.pid))
     s = wait_for(lambda s: "%d threads" % n in s, 30, "the 16 MiB segment's threads")
     keys("j")
