@@ -910,6 +910,8 @@ static void add_region(felix_rec_reader *r, const char *name)
         return;
     if (!r->regions && !(r->regions = calloc(FELIX_MEM_MAX_REGIONS, sizeof *r->regions)))
         return;
+    /* regions is allocated once, so the pointers callers get stay valid. */
+    r->region_ptrs[r->nregions] = r->regions[r->nregions];
     snprintf(r->regions[r->nregions++], sizeof r->regions[0], "%s", name);
 }
 
@@ -1069,8 +1071,6 @@ static int ensure_index(felix_rec_reader *r)
                      (unsigned long long)r->data_end);
     }
     r->index_state = 1;
-    for (size_t i = 0; i < r->nregions; i++)
-        r->region_ptrs[i] = r->regions[i];
     if (rc == 0 && scanned) { /* back to where the caller was reading */
         if (keep < 0 || r->nchunks == 0) {
             rc = reposition(r, r->header_end);
@@ -1139,8 +1139,6 @@ static int seek_chunk(felix_rec_reader *r, int by_time, int64_t key)
         return rc;
     if (r->nchunks == 0)
         return fx_fail(FELIX_ERANGE, "the recording holds no samples");
-    for (size_t i = 0; i < r->nregions; i++)
-        r->region_ptrs[i] = r->regions[i];
     c = find_chunk(r, by_time, key);
     return chunk_sound(r, c) ? 0 : fx_fail(FELIX_ECORRUPT, "recording corrupt at byte %llu: no key sample where a chunk starts",
                                           (unsigned long long)r->chunks[c].offset);
