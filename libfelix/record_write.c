@@ -252,10 +252,22 @@ int felix_rec_writer_open_path(felix_rec_writer **out, const char *path, const f
 uint64_t felix_rec_writer_samples(const felix_rec_writer *w) { return w ? w->samples : 0; }
 uint64_t felix_rec_writer_bytes(const felix_rec_writer *w) { return w ? w->offset : 0; }
 
-static int64_t rel_time(const felix_rec_writer *w, int64_t mono) { return mono - w->hdr.start_mono_ns; }
+/* A time as the recording stores it: ns since the header's monotonic origin.
+ * FELIX_EINVAL for a time that cannot be stored (it would overflow). */
+static int rel_time(const felix_rec_writer *w, int64_t mono, int64_t *out)
+{
+    if (__builtin_sub_overflow(mono, w->hdr.start_mono_ns, out))
+        return fx_fail(FELIX_EINVAL, "time %lld ns cannot be stored relative to the start %lld ns", (long long)mono,
+                       (long long)w->hdr.start_mono_ns);
+    return 0;
+}
 
 static int write_event_item(felix_rec_writer *w, const felix_rec_event *ev)
 {
+    int64_t t;
+    int rc = rel_time(w, ev->mono_ns, &t);
+    if (rc < 0)
+        return rc;
     fx_buf *b = &w->item;
     size_t n = 3;
     int tid = ev->kind == FELIX_EV_THREAD_STARTED || ev->kind == FELIX_EV_THREAD_EXITED;
@@ -264,7 +276,7 @@ static int write_event_item(felix_rec_writer *w, const felix_rec_event *ev)
          (ev->kind == FELIX_EV_SAMPLES_MISSED);
     enc_item(b, n);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_EVENT);
-    enc_uint(b, 1), enc_int(b, rel_time(w, ev->mono_ns));
+    enc_uint(b, 1), enc_int(b, t);
     enc_uint(b, 2), enc_uint(b, (uint64_t)ev->kind);
     if (tid)
         enc_uint(b, 3), enc_uint(b, ev->tid);
@@ -355,13 +367,12 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         return w->failed;
     const felix_snapshot_info *si = felix_snapshot_get_info(snap);
     int64_t t;
-    if (__builtin_sub_overflow(si->mono_ns, w->hdr.start_mono_ns, &t))
-        return fx_fail(FELIX_EINVAL, "sample time %lld ns cannot be stored relative to the start %lld ns",
-                       (long long)si->mono_ns, (long long)w->hdr.start_mono_ns);
+    int rc = rel_time(w, si->mono_ns, &t);
+    if (rc < 0)
+        return rc;
     if (w->samples && t < w->last_t)
         return fx_fail(FELIX_EINVAL, "sample time goes backwards (%lld ns after %lld ns)", (long long)t,
                        (long long)w->last_t);
-    int rc;
     /* A new process image (exec): a new chunk, so its layout and absolute
      * values stand on their own. */
     int exec = w->have_prev && si->image != felix_snapshot_get_info(w->prev)->image;

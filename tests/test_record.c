@@ -729,6 +729,10 @@ static void extreme_times(void)
     felix_rec_writer *wr;
     REQUIRE(felix_rec_writer_open_path(&wr, path, &h, NULL) == 0);
     CHECK_EQ(felix_rec_write_sample(wr, a, NULL, 0), FELIX_EINVAL); /* INT64_MIN + 1 - start overflows */
+    felix_rec_event ev = {0};
+    ev.kind = FELIX_EV_INTERVAL_CHANGED;
+    ev.mono_ns = INT64_MIN + 1; /* an event's time is held to the same rule */
+    CHECK_EQ(felix_rec_write_event(wr, &ev), FELIX_EINVAL);
     felix_rec_writer_close(wr, NULL);
     /* A file claiming a start near the end of time and a sample past it. */
     unsigned char buf[512];
