@@ -56,6 +56,30 @@ static int share_ok(double got, double want, double t)
     return diff <= (tol > 0.003 ? tol : 0.003);
 }
 
+/* Deltas of the last frame that cannot be real, printed: a wrapped 2^64
+ * delta is the fault looked for. A real time delta can exceed the interval,
+ * since FEX (and felix-sim) adds a timed block's ticks when it ends, but no
+ * block outlasts its thread, which lives at most max_life_s; no count moves
+ * by a million in these scenarios' intervals. */
+static unsigned long bogus_deltas(const felix_delta *d, uint64_t hz, double max_life_s)
+{
+    const felix_frame *f = felix_delta_frame(d);
+    double allow = (double)hz * (f->interval_s + max_life_s);
+    unsigned long bogus = 0;
+    for (size_t i = 0; i < f->nthreads; i++) {
+        const felix_thread_delta *t = felix_delta_thread(d, i);
+        for (int k = 0; k < FELIX_NCOUNTERS; k++) {
+            double lim = felix_counter_is_time(k) ? allow : 1e6;
+            if ((double)t->d[k] > lim) {
+                bogus++;
+                fprintf(stderr, "bogus delta: tid %u counter %d = %llu\n", (unsigned)t->tid, k,
+                        (unsigned long long)t->d[k]);
+            }
+        }
+    }
+    return bogus;
+}
+
 /* Thread k of felix-sim, from its name "sim-worker-k". */
 static unsigned worker_k(pid_t pid, uint32_t tid)
 {
@@ -219,10 +243,7 @@ static void churn_every_ms(void)
         frames++;
         started += f->nstarted;
         exited += f->nexited;
-        /* A wrapped 2^64 delta is the fault looked for. A real one can exceed
-         * the interval: FEX (and felix-sim) adds a timed block's ticks when it
-         * ends, and no block outlasts its thread, which lives at most 300 ms. */
-        double allow = (double)hz * (f->interval_s + 0.3);
+        bogus += bogus_deltas(d, hz, 0.3); /* churn threads live at most 300 ms */
         for (size_t i = 0; i < f->nthreads; i++) {
             const felix_thread_delta *t = felix_delta_thread(d, i);
             if (t->state & FELIX_TD_REUSED)
@@ -230,14 +251,6 @@ static void churn_every_ms(void)
             if (t->state & FELIX_TD_STARTED) {
                 if (seen[t->tid % NT]++)
                     tid_restarts++;
-            }
-            for (int k = 0; k < FELIX_NCOUNTERS; k++) {
-                double lim = felix_counter_is_time(k) ? allow : 1e6;
-                if ((double)t->d[k] > lim) {
-                    bogus++;
-                    fprintf(stderr, "bogus delta: tid %u counter %d = %llu\n", (unsigned)t->tid, k,
-                            (unsigned long long)t->d[k]);
-                }
             }
         }
         uint32_t rs = felix_snapshot_get_info(s[cur])->real_size;
@@ -469,10 +482,7 @@ static void exec_scenario(void)
             execs++;
             CHECK_EQ(f->interval_ns, 0);
         }
-        for (size_t i = 0; i < f->nthreads; i++)
-            for (int k = 0; k < FELIX_NCOUNTERS; k++)
-                if (felix_counter_is_time(k) && (double)felix_delta_thread(d, i)->d[k] > (double)hz * (f->interval_s + 0.05))
-                    bogus++;
+        bogus += bogus_deltas(d, hz, 0.4); /* an image's threads live 400 ms */
         cur ^= 1;
     }
     /* The last image is up and sampled normally. */
