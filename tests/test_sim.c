@@ -41,19 +41,20 @@ static int rate_ok(double got_per_s, double want_per_s, double t)
     return diff <= (tol > 1.5 ? tol : 1.5);
 }
 
-/* A time share over T seconds matches within 5%, or 3 ms of time for tiny
- * ones: felix-sim adds a timed block when it ends, so a worker descheduled
- * near a window's edge lands a few ms of catch-up on the wrong side of it
- * (this tolerance matters only for the 0.5% and 1% cache-lock shares: on a
- * busy 2-core machine they missed 5% in half the runs, before and after the
- * reader changed). */
+/* A time share over T seconds matches within 5%, or one scheduler slice
+ * (10 ms) of time for small ones: felix-sim spins through short timed
+ * blocks, and a worker preempted in the middle of one counts the preemption
+ * (as FEX would), then takes 1/share seconds to amortize it, so it shows in
+ * any window. This matters only for the signal (2%) and cache-lock (1%,
+ * 0.5%) shares: on a busy 2-core machine those missed 5% in half the runs,
+ * before and after the reader changed (one write-lock share was 5.8 ms over). */
 static int share_ok(double got, double want, double t)
 {
     double diff = (got - want) * t;
     if (diff < 0)
         diff = -diff;
     double tol = want * t * 0.05;
-    return diff <= (tol > 0.003 ? tol : 0.003);
+    return diff <= (tol > 0.010 ? tol : 0.010);
 }
 
 /* Deltas of the last frame that cannot be real, printed: a wrapped 2^64
@@ -149,7 +150,7 @@ static void steady_rates_recovered(void)
         double jit = (k % 10 + 1) * 0.05;
         busy += jit + 0.02;
         CHECK_NEAR(t->rate[FELIX_C_JIT_TIME], jit, 0.05);
-        CHECK_NEAR(t->rate[FELIX_C_SIGNAL_TIME], 0.02, 0.05);
+        CHECK(share_ok(t->rate[FELIX_C_SIGNAL_TIME], 0.02, T));
         CHECK(share_ok(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, T));
         CHECK(share_ok(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, T));
         if (!share_ok(t->rate[FELIX_C_CACHE_RDLOCK], 0.01, T) || !share_ok(t->rate[FELIX_C_CACHE_WRLOCK], 0.005, T))

@@ -94,7 +94,10 @@ def case_steady_rates():
     for k, t in per.items():
         share = (k % 10 + 1) * 0.05
         check(abs(t["jit"] / span - share) <= 0.05 * share, "thread %d JIT share %.4f vs %.4f" % (k, t["jit"] / span, share))
-        check(abs(t["sig"] / span - 0.02) <= 0.05 * 0.02, "thread %d signal share %.4f" % (k, t["sig"] / span))
+        # 5%, or one scheduler slice (10 ms) of signal time: a preempted
+        # spin in felix-sim counts the preemption (see test_sim.c share_ok).
+        check(abs(t["sig"] - 0.02 * span) <= max(0.05 * 0.02 * span, 0.010), "thread %d signal share %.4f" % (
+            k, t["sig"] / span))
         check(abs(t["blocks"] / span - 100 * k) <= max(0.05 * 100 * k, 1.5 / span), "thread %d blocks/s %.1f" % (k, t["blocks"] / span))
     loads = [float(f["load_pct"]) for f in frames]
     ncpu = os.cpu_count()
