@@ -34,7 +34,7 @@ int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus)
 {
     if (!out || freq_hz == 0)
         return fx_fail(FELIX_EINVAL, "felix_delta_new: %s", out ? "counter frequency is 0" : "out is NULL");
-    felix_delta *d = calloc(1, sizeof *d);
+    felix_delta *d = fx_calloc(1, sizeof *d);
     if (!d)
         return fx_fail(FELIX_ENOMEM, "out of memory creating a delta context");
     if (ncpus == 0) {
@@ -51,12 +51,12 @@ void felix_delta_free(felix_delta *d)
 {
     if (!d)
         return;
-    free(d->live);
-    free(d->order);
-    free(d->keys);
-    free(d->keys2);
-    free(d->exited);
-    free(d);
+    fx_free(d->live);
+    fx_free(d->order);
+    fx_free(d->keys);
+    fx_free(d->keys2);
+    fx_free(d->exited);
+    fx_free(d);
 }
 
 void felix_delta_reset(felix_delta *d)

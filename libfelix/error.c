@@ -71,24 +71,6 @@ int fx_errno_code(int err)
     }
 }
 
-int fx_grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 16;
-    while (n < need) {
-        if (n > SIZE_MAX / 2 / elem)
-            return fx_fail(FELIX_ENOMEM, "cannot grow a buffer to %zu items", need);
-        n *= 2;
-    }
-    void *p = realloc(*buf, n * elem);
-    if (!p)
-        return fx_fail(FELIX_ENOMEM, "out of memory growing a buffer to %zu items", n);
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 long fx_read_small(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -34,7 +34,15 @@ static inline int64_t fx_now_ns(clockid_t clk)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Grow *buf (of *cap elements of size elem) to hold at least need elements. */
+/* Memory, from the allocator set with felix_set_allocator (alloc.c). */
+void *fx_malloc(size_t n);
+void *fx_calloc(size_t n, size_t size); /* NULL when n * size overflows */
+void *fx_realloc(void *p, size_t n);
+void fx_free(void *p);
+
+/* The one way a buffer grows: *buf (of *cap elements of size elem) to hold
+ * at least need elements, doubling; FELIX_ENOMEM (and *buf, *cap untouched)
+ * when the size would overflow or memory runs out. */
 int fx_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
 /* Read a small /proc file into buf (NUL-terminated); returns bytes or -errno. */

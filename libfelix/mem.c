@@ -40,7 +40,7 @@ int felix_mem_new(felix_mem **out)
 {
     if (!out)
         return fx_fail(FELIX_EINVAL, "felix_mem_new: out is NULL");
-    felix_mem *m = calloc(1, sizeof *m);
+    felix_mem *m = fx_calloc(1, sizeof *m);
     if (!m)
         return fx_fail(FELIX_ENOMEM, "out of memory creating a region table");
     m->cur = -1;
@@ -52,9 +52,9 @@ void felix_mem_free(felix_mem *m)
 {
     if (!m)
         return;
-    free(m->regions);
-    free(m->buf);
-    free(m);
+    fx_free(m->regions);
+    fx_free(m->buf);
+    fx_free(m);
 }
 
 void felix_mem_clear(felix_mem *m)
@@ -260,7 +260,7 @@ int felix_mem_read_fd(felix_mem *m, int fd)
 {
     if (!m || fd < 0)
         return fx_fail(FELIX_EINVAL, "felix_mem_read_fd: NULL table or bad descriptor");
-    if (!m->buf && !(m->buf = malloc(READ_BUF)))
+    if (!m->buf && !(m->buf = fx_malloc(READ_BUF)))
         return fx_fail(FELIX_ENOMEM, "out of memory for a read buffer");
     felix_mem_clear(m);
     for (;;) {

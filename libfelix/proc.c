@@ -196,7 +196,7 @@ int felix_proc_list_new(felix_proc_list **out)
 {
     if (!out)
         return fx_fail(FELIX_EINVAL, "felix_proc_list_new: out is NULL");
-    *out = calloc(1, sizeof **out);
+    *out = fx_calloc(1, sizeof **out);
     return *out ? 0 : fx_fail(FELIX_ENOMEM, "out of memory creating a process list");
 }
 
@@ -204,10 +204,10 @@ void felix_proc_list_free(felix_proc_list *l)
 {
     if (!l)
         return;
-    free(l->raw);
-    free(l->sorted);
-    free(l->parent);
-    free(l);
+    fx_free(l->raw);
+    fx_free(l->sorted);
+    fx_free(l->parent);
+    fx_free(l);
 }
 
 size_t felix_proc_list_count(const felix_proc_list *l) { return l ? l->n : 0; }
@@ -343,14 +343,14 @@ int felix_proc_watch_open(felix_proc_watch **out, pid_t pid, unsigned flags)
 {
     if (!out || pid <= 0)
         return fx_fail(FELIX_EINVAL, "invalid PID %d", (int)pid);
-    felix_proc_watch *w = calloc(1, sizeof *w);
+    felix_proc_watch *w = fx_calloc(1, sizeof *w);
     if (!w)
         return fx_fail(FELIX_ENOMEM, "out of memory watching process %d", (int)pid);
     w->pid = pid;
     w->flags = flags;
     w->status = -1;
     if (felix_proc_start_time(pid, &w->start) < 0) {
-        free(w);
+        fx_free(w);
         return fx_fail(FELIX_ESRCH, "no process with PID %d", (int)pid);
     }
     long fd = syscall(SYS_pidfd_open, pid, 0);
@@ -367,7 +367,7 @@ void felix_proc_watch_close(felix_proc_watch *w)
         return;
     if (w->pidfd >= 0)
         close(w->pidfd);
-    free(w);
+    fx_free(w);
 }
 
 int felix_proc_watch_fd(const felix_proc_watch *w) { return w ? w->pidfd : -1; }

@@ -4,6 +4,9 @@
 #define FX_RECORD_INTERNAL_H
 
 #include <cbor.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_customMem, the _advanced constructors */
+#include <zstd.h>
+#include <zstd_errors.h>
 #include <stdlib.h>
 
 #include "felix/felix.h"
@@ -12,6 +15,13 @@
 #include <string.h>
 
 #include "internal.h"
+
+/* Frames' window: the writer uses 2^20 bytes; readers accept up to 2^21. */
+#define FX_WINDOW_LOG 20
+#define FX_WINDOW_LOG_MAX 21
+
+/* zstd contexts allocate through fx_malloc/fx_free too. */
+ZSTD_customMem fx_zstd_mem(void);
 
 #define FX_REC_FORMAT_NAME "felix-recording"
 #define FX_MAGIC_INDEX 0x184D2A5Fu     /* skippable frame: our CBOR index */
@@ -31,18 +41,10 @@ typedef struct fx_buf {
 
 static inline int fx_buf_reserve(fx_buf *b, size_t more)
 {
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t n = b->cap ? b->cap : 4096;
-    while (n < b->len + more)
-        n *= 2;
-    void *q = realloc(b->p, n);
-    if (!q) {
+    if (more > SIZE_MAX - b->len || (b->len + more > b->cap && fx_grow((void **)&b->p, &b->cap, b->len + more, 1) < 0)) {
         b->oom = 1;
         return -1;
     }
-    b->p = q;
-    b->cap = n;
     return 0;
 }
 
@@ -137,6 +139,13 @@ static inline size_t fx_thread_words(const felix_snapshot *s, size_t i, uint64_t
 
 #define FX_MAX_WORDS (0x10000 / 8)
 
+/* A sample holds at most what a FEX segment can: threads x slot size <= 4 MiB
+ * (FEX's cap on its segment), and at most 65,536 threads (a 4 MiB segment of
+ * today's 80-byte slots holds 52,428). Readers rely on both to bound their
+ * memory. */
+#define FX_MAX_SAMPLE_SLOTS FELIX_SHM_FEX_MAX_SIZE
+#define FX_MAX_SAMPLE_THREADS 65536u
+
 /*
  * Each thread's last word deltas (cur - prev), aligned to a snapshot's
  * thread order: "prev" arrays belong to the previous sample, "next" ones are
@@ -147,36 +156,32 @@ static inline size_t fx_thread_words(const felix_snapshot *s, size_t i, uint64_t
 typedef struct fx_deltas {
     uint64_t *d, *next;          /* nthreads * nwords each */
     unsigned char *has, *next_has;
-    size_t cap, nwords;
+    size_t cap, nwords;          /* threads all four hold */
+    size_t cap_d, cap_next, cap_has, cap_next_has;
 } fx_deltas;
+
+static inline void fx_deltas_free(fx_deltas *x)
+{
+    fx_free(x->d), fx_free(x->next), fx_free(x->has), fx_free(x->next_has);
+}
 
 static inline int fx_grow_deltas(fx_deltas *x, size_t n, size_t nwords)
 {
     if (nwords != x->nwords && x->cap) { /* a layout change: start over */
-        free(x->d), free(x->next), free(x->has), free(x->next_has);
+        fx_deltas_free(x);
         memset(x, 0, sizeof *x);
     }
     x->nwords = nwords;
     if (n <= x->cap)
         return 0;
-    size_t cap = n * 2, w = nwords ? nwords : 1;
-    uint64_t *a = realloc(x->d, cap * w * 8), *b;
-    if (a)
-        x->d = a;
-    b = realloc(x->next, cap * w * 8);
-    if (b)
-        x->next = b;
-    unsigned char *c = realloc(x->has, cap), *e;
-    if (c) {
-        memset(c + x->cap, 0, cap - x->cap);
-        x->has = c;
-    }
-    e = realloc(x->next_has, cap);
-    if (e)
-        x->next_has = e;
-    if (!a || !b || !c || !e)
-        return fx_fail(FELIX_ENOMEM, "out of memory for thread deltas");
-    x->cap = cap;
+    size_t w = (nwords ? nwords : 1) * 8, had = x->cap_has;
+    int rc;
+    if ((rc = fx_grow((void **)&x->d, &x->cap_d, n, w)) < 0 || (rc = fx_grow((void **)&x->next, &x->cap_next, n, w)) < 0 ||
+        (rc = fx_grow((void **)&x->has, &x->cap_has, n, 1)) < 0 ||
+        (rc = fx_grow((void **)&x->next_has, &x->cap_next_has, n, 1)) < 0)
+        return rc;
+    memset(x->has + had, 0, x->cap_has - had);
+    x->cap = n;
     return 0;
 }
 
@@ -191,6 +196,10 @@ static inline void fx_deltas_swap(fx_deltas *x)
     unsigned char *h = x->has;
     x->has = x->next_has;
     x->next_has = h;
+    size_t c = x->cap_d;
+    x->cap_d = x->cap_next, x->cap_next = c;
+    c = x->cap_has;
+    x->cap_has = x->cap_next_has, x->cap_next_has = c;
 }
 
 /*
@@ -206,21 +215,17 @@ struct thread_extra {
 
 typedef struct fx_extras {
     struct thread_extra *cur, *next;
-    size_t cap;
+    size_t cap, cap_cur, cap_next;
 } fx_extras;
 
 static inline int fx_grow_extras(fx_extras *x, size_t n)
 {
     if (n <= x->cap)
         return 0;
-    struct thread_extra *a = realloc(x->cur, n * sizeof *a), *b;
-    if (a)
-        x->cur = a;
-    b = realloc(x->next, n * sizeof *b);
-    if (b)
-        x->next = b;
-    if (!a || !b)
-        return fx_fail(FELIX_ENOMEM, "out of memory for thread names");
+    int rc;
+    if ((rc = fx_grow((void **)&x->cur, &x->cap_cur, n, sizeof *x->cur)) < 0 ||
+        (rc = fx_grow((void **)&x->next, &x->cap_next, n, sizeof *x->next)) < 0)
+        return rc;
     x->cap = n;
     return 0;
 }
@@ -230,16 +235,13 @@ static inline void fx_extras_swap(fx_extras *x)
     struct thread_extra *t = x->cur;
     x->cur = x->next;
     x->next = t;
+    size_t c = x->cap_cur;
+    x->cap_cur = x->cap_next, x->cap_next = c;
 }
 
 static inline void fx_extras_free(fx_extras *x)
 {
-    free(x->cur), free(x->next);
-}
-
-static inline void fx_deltas_free(fx_deltas *x)
-{
-    free(x->d), free(x->next), free(x->has), free(x->next_has);
+    fx_free(x->cur), fx_free(x->next);
 }
 
 #endif

@@ -22,18 +22,11 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define MAX_ITEM (64u << 20)
-#define MAX_DEPTH 16
-
-enum { T_UINT, T_NEG, T_STR, T_BYTES, T_ARR, T_MAP, T_BOOL, T_TAG, T_OTHER };
-
-struct tok {
-    uint8_t type;
-    uint32_t end;              /* containers: index of the token after the subtree */
-    uint64_t u;                /* value, count, or bool */
-    const unsigned char *s;    /* strings */
-    size_t slen;
-};
+/* Limits on what a file may make the reader hold (docs/recording-format.md,
+ * "Limits"): checked before anything is allocated, so memory stays bounded
+ * whatever a file declares. */
+#define MAX_ITEM (8u << 20)        /* an item, decompressed */
+#define MAX_DEPTH 8                /* nesting (ours is at most 3) */
 
 struct chunk {
     uint64_t offset, first_sample, samples;
@@ -45,6 +38,16 @@ struct frame_mark {
     uint64_t offset; /* the frame's file offset */
 };
 
+/* Where finding the current item's end has got to (items arrive in pieces). */
+struct framing {
+    size_t pos;                /* bytes of the item walked */
+    size_t last_key;           /* offset of the top-level map's last key */
+    uint64_t left[MAX_DEPTH];  /* children still to come in each open container */
+    unsigned sp;
+    int top_map, started;
+    int done;                  /* found: the item is [0, pos) */
+};
+
 struct felix_rec_reader {
     felix_rec_header hdr;
     int fd, own_fd, seekable, eof, ended;
@@ -53,10 +56,11 @@ struct felix_rec_reader {
     int scan_ended;            /* the last scan met the end item */
     int index_rebuilt;         /* the index was found wrong and rebuilt */
     uint64_t data_end;         /* where the last scan met the end item */
-    int last_check;            /* check_ok() of the last item tokenized */
+    int last_check;            /* check_item() of the last item framed */
     char warning[320];         /* damage worked around (felix_rec_reader_warning) */
     int64_t last_mono;         /* the last sample's time, for order */
-    ZSTD_DCtx *dctx;
+    ZSTD_DCtx *dctx;           /* static: in dctx_mem, so it never allocates */
+    void *dctx_mem;
     unsigned char *in;
     size_t in_cap, in_pos, in_len;
     uint64_t in_off;
@@ -69,15 +73,7 @@ struct felix_rec_reader {
     uint64_t frame_start;
     struct frame_mark marks[8];
     unsigned nmarks;
-    uint64_t header_end;       /* file offset of the first chunk */
-    /* parsing */
-    struct tok *tok;
-    size_t ntok, tok_cap;
-    int tok_bad;
-    size_t stack[MAX_DEPTH];   /* children left in each open container */
-    uint32_t open[MAX_DEPTH];  /* token index of each open container */
-    unsigned sp;
-    int done;
+    struct framing fr;
     /* state */
     unsigned slot, nwords;
     felix_snapshot *prev, *cur, *pending;
@@ -100,155 +96,235 @@ struct felix_rec_reader {
     const char *region_ptrs[FELIX_MEM_MAX_REGIONS];
 };
 
-/* ---- tokenizer over libcbor's streaming decoder ---- */
+/* ---- CBOR, decoded in place ----
+ * Nothing is built per item: framing walks an item's heads once to find its
+ * end (and bounds its nesting and counts); parsing then reads the values it
+ * needs straight from the bytes, a head at a time. */
 
-static void push_tok(felix_rec_reader *r, uint8_t type, uint64_t u, const unsigned char *s, size_t slen)
-{
-    if (r->ntok == r->tok_cap &&
-        (r->ntok >= (16u << 20) || fx_grow((void **)&r->tok, &r->tok_cap, r->ntok + 1, sizeof *r->tok) < 0)) {
-        r->tok_bad = 1;
-        return;
-    }
-    size_t idx = r->ntok++;
-    struct tok *t = &r->tok[idx];
-    t->type = type;
-    t->end = (uint32_t)r->ntok;
-    t->u = u;
-    t->s = s;
-    t->slen = slen;
-    if (type == T_TAG)
-        return; /* a tag prefixes the next item */
-    if ((type == T_ARR || type == T_MAP) && u > 0) {
-        if (r->sp == MAX_DEPTH || u > MAX_ITEM) {
-            r->tok_bad = 1;
-            return;
-        }
-        r->stack[r->sp] = type == T_MAP ? u * 2 : u;
-        r->open[r->sp++] = (uint32_t)idx;
-        return;
-    }
-    for (;;) { /* one child complete */
-        if (r->sp == 0) {
-            r->done = 1;
-            return;
-        }
-        if (--r->stack[r->sp - 1] > 0)
-            return;
-        r->sp--; /* a container complete: its subtree ends here */
-        r->tok[r->open[r->sp]].end = (uint32_t)r->ntok;
-    }
-}
+enum { M_UINT, M_NEG, M_BYTES, M_STR, M_ARR, M_MAP, M_TAG, M_SIMPLE, M_BAD = 0xff };
 
-static void cb_u8(void *c, uint8_t v) { push_tok(c, T_UINT, v, NULL, 0); }
-static void cb_u16(void *c, uint16_t v) { push_tok(c, T_UINT, v, NULL, 0); }
-static void cb_u32(void *c, uint32_t v) { push_tok(c, T_UINT, v, NULL, 0); }
-static void cb_u64(void *c, uint64_t v) { push_tok(c, T_UINT, v, NULL, 0); }
-static void cb_n8(void *c, uint8_t v) { push_tok(c, T_NEG, v, NULL, 0); }
-static void cb_n16(void *c, uint16_t v) { push_tok(c, T_NEG, v, NULL, 0); }
-static void cb_n32(void *c, uint32_t v) { push_tok(c, T_NEG, v, NULL, 0); }
-static void cb_n64(void *c, uint64_t v) { push_tok(c, T_NEG, v, NULL, 0); }
-static void cb_str(void *c, cbor_data s, size_t n) { push_tok(c, T_STR, 0, s, n); }
-static void cb_bytes(void *c, cbor_data s, size_t n) { push_tok(c, T_BYTES, 0, s, n); }
-static void cb_arr(void *c, size_t n) { push_tok(c, T_ARR, n, NULL, 0); }
-static void cb_map(void *c, size_t n) { push_tok(c, T_MAP, n, NULL, 0); }
-static void cb_tag(void *c, uint64_t v) { push_tok(c, T_TAG, v, NULL, 0); }
-static void cb_bool(void *c, bool v) { push_tok(c, T_BOOL, v, NULL, 0); }
-static void cb_simple(void *c) { push_tok(c, T_OTHER, 0, NULL, 0); }
-static void cb_f(void *c, float v) { (void)v; push_tok(c, T_OTHER, 0, NULL, 0); }
-static void cb_d(void *c, double v) { (void)v; push_tok(c, T_OTHER, 0, NULL, 0); }
-static void cb_indef(void *c) { ((felix_rec_reader *)c)->tok_bad = 1; } /* never written */
-
-static const struct cbor_callbacks callbacks = {
-    .uint8 = cb_u8, .uint16 = cb_u16, .uint32 = cb_u32, .uint64 = cb_u64,
-    .negint8 = cb_n8, .negint16 = cb_n16, .negint32 = cb_n32, .negint64 = cb_n64,
-    .byte_string_start = cb_indef, .byte_string = cb_bytes,
-    .string = cb_str, .string_start = cb_indef,
-    .indef_array_start = cb_indef, .array_start = cb_arr,
-    .indef_map_start = cb_indef, .map_start = cb_map,
-    .tag = cb_tag, .float2 = cb_f, .float4 = cb_f, .float8 = cb_d,
-    .undefined = cb_simple, .null = cb_simple, .boolean = cb_bool, .indef_break = cb_indef,
+struct head {
+    unsigned major;
+    uint64_t v;              /* value, length or count (simple: 20 false, 21 true) */
+    const unsigned char *s;  /* strings: their bytes */
 };
+
+enum { H_OK = 1, H_MORE = 0, H_BAD = -1 };
+
+/* The head at *pp (bytes up to end): H_OK with *pp past it (and past a
+ * string's bytes), H_MORE when the bytes end first, H_BAD when malformed. */
+static int get_head(const unsigned char **pp, const unsigned char *end, struct head *h)
+{
+    const unsigned char *p = *pp;
+    if (p >= end)
+        return H_MORE;
+    unsigned ib = *p++, ai = ib & 31;
+    uint64_t v = ai;
+    if (ai >= 24) {
+        if (ai > 27)
+            return H_BAD; /* reserved, or an indefinite length: never written */
+        size_t n = (size_t)1 << (ai - 24);
+        if ((size_t)(end - p) < n)
+            return H_MORE;
+        for (v = 0; n--; p++)
+            v = v << 8 | *p;
+    }
+    h->major = ib >> 5;
+    h->v = v;
+    h->s = NULL;
+    if (h->major == M_BYTES || h->major == M_STR) {
+        if (v > MAX_ITEM)
+            return H_BAD;
+        if (v > (uint64_t)(end - p))
+            return H_MORE;
+        h->s = p;
+        p += v;
+    }
+    *pp = p;
+    return H_OK;
+}
 
 enum { TK_DONE, TK_MORE, TK_BAD };
 
-/* Tokenize one whole item at buf; *used gets its length. */
-static int tokenize(felix_rec_reader *r, const unsigned char *buf, size_t len, size_t *used)
+/* Continue finding the end of the item at buf (len bytes there so far).
+ * TK_DONE sets *used; TK_MORE: call again with more bytes. */
+static int frame_item(struct framing *f, const unsigned char *buf, size_t len, size_t *used)
 {
-    r->ntok = 0;
-    r->sp = 0;
-    r->done = 0;
-    r->tok_bad = 0;
-    size_t pos = 0;
-    while (!r->done) {
-        if (pos == len)
-            return TK_MORE;
-        struct cbor_decoder_result res = cbor_stream_decode(buf + pos, len - pos, &callbacks, r);
-        if (res.status == CBOR_DECODER_NEDATA)
-            return TK_MORE;
-        if (res.status != CBOR_DECODER_FINISHED || r->tok_bad)
-            return TK_BAD;
-        pos += res.read;
-        if (pos > MAX_ITEM)
-            return TK_BAD;
+    const unsigned char *end = buf + (len < MAX_ITEM ? len : MAX_ITEM);
+    const unsigned char *p = buf + f->pos;
+    if (f->done) { /* asked again (the last call on it failed) */
+        *used = f->pos;
+        return TK_DONE;
     }
-    *used = pos;
-    return TK_DONE;
+    for (;;) {
+        if (f->sp == 1 && f->top_map && f->left[0] % 2 == 0)
+            f->last_key = (size_t)(p - buf);
+        struct head h;
+        int k = get_head(&p, end, &h);
+        if (k == H_BAD)
+            return TK_BAD;
+        if (k == H_MORE)
+            return len >= MAX_ITEM ? TK_BAD : TK_MORE; /* an item larger than MAX_ITEM */
+        f->pos = (size_t)(p - buf);
+        if (!f->started) {
+            f->started = 1;
+            f->top_map = h.major == M_MAP;
+        }
+        if (h.major == M_TAG)
+            continue; /* a tag prefixes the next item */
+        if ((h.major == M_ARR || h.major == M_MAP) && h.v > 0) {
+            /* Every child takes a byte at least. */
+            if (f->sp == MAX_DEPTH || h.v > MAX_ITEM)
+                return TK_BAD;
+            f->left[f->sp++] = h.major == M_MAP ? h.v * 2 : h.v;
+            continue;
+        }
+        while (f->sp > 0 && --f->left[f->sp - 1] == 0)
+            f->sp--;
+        if (f->sp == 0) {
+            *used = f->pos;
+            f->done = 1;
+            return TK_DONE;
+        }
+    }
 }
 
-/* Index of the token after the subtree at i (recorded while tokenizing). */
-static size_t skip(const felix_rec_reader *r, size_t i)
+/* A cursor over a framed item: reading past its end, or a malformed head,
+ * sets bad and yields M_BAD heads from then on. */
+struct cur {
+    const unsigned char *p, *end;
+    int bad;
+};
+
+static struct head next_head(struct cur *c)
 {
-    while (i < r->ntok && r->tok[i].type == T_TAG)
-        i++;
-    return i < r->ntok ? r->tok[i].end : r->ntok;
+    struct head h;
+    if (c->bad || get_head(&c->p, c->end, &h) != H_OK) {
+        c->bad = 1;
+        h.major = M_BAD;
+        h.v = 0;
+        h.s = NULL;
+    }
+    return h;
 }
 
-static int tok_uint(const felix_rec_reader *r, size_t i, uint64_t *v)
+/* Skip one whole value (tags, containers and all). */
+static void skip_value(struct cur *c)
 {
-    if (i >= r->ntok || r->tok[i].type != T_UINT)
+    uint64_t todo = 1;
+    while (todo && !c->bad) {
+        struct head h = next_head(c);
+        todo--;
+        if (h.major == M_ARR)
+            todo += h.v;
+        else if (h.major == M_MAP)
+            todo += h.v * 2;
+        else if (h.major == M_TAG)
+            todo++;
+        if (todo > (uint64_t)(c->end - c->p)) /* more children than bytes */
+            c->bad = 1;
+    }
+}
+
+/* The head of the value at c when its major type is one of mask (bits
+ * 1 << M_*): 0 with c past the head. Otherwise -1 with the value skipped. */
+static int take(struct cur *c, unsigned mask, struct head *h)
+{
+    const unsigned char *at = c->p;
+    *h = next_head(c);
+    if (h->major != M_BAD && (mask >> h->major & 1))
+        return 0;
+    c->p = at;
+    if (!c->bad)
+        skip_value(c);
+    return -1;
+}
+
+#define INTS (1u << M_UINT | 1u << M_NEG)
+
+/* The value at c as an integer: unsigned, signed, or taken modulo 2^64
+ * (delta-coded words). Each consumes the value; -1 when it is not one. */
+static int get_uint(struct cur *c, uint64_t *v)
+{
+    struct head h;
+    if (take(c, 1u << M_UINT, &h) < 0)
         return -1;
-    *v = r->tok[i].u;
+    *v = h.v;
     return 0;
 }
 
-static int tok_int(const felix_rec_reader *r, size_t i, int64_t *v)
+static int get_word(struct cur *c, uint64_t *v)
 {
-    if (i >= r->ntok || r->tok[i].u > (uint64_t)INT64_MAX)
+    struct head h;
+    if (take(c, INTS, &h) < 0)
         return -1;
-    if (r->tok[i].type == T_UINT)
-        *v = (int64_t)r->tok[i].u;
-    else if (r->tok[i].type == T_NEG)
-        *v = -1 - (int64_t)r->tok[i].u;
-    else
-        return -1;
+    *v = h.major == M_UINT ? h.v : ~h.v;
     return 0;
 }
 
-/* An integer taken modulo 2^64 (delta-coded words). */
-static int tok_word(const felix_rec_reader *r, size_t i, uint64_t *v)
+static int get_int(struct cur *c, int64_t *v)
 {
-    if (i >= r->ntok)
+    struct head h;
+    if (take(c, INTS, &h) < 0 || h.v > (uint64_t)INT64_MAX)
         return -1;
-    if (r->tok[i].type == T_UINT)
-        *v = r->tok[i].u;
-    else if (r->tok[i].type == T_NEG)
-        *v = ~r->tok[i].u;
-    else
-        return -1;
+    *v = h.major == M_UINT ? (int64_t)h.v : -1 - (int64_t)h.v;
     return 0;
 }
 
-static int tok_str(const felix_rec_reader *r, size_t i, char *buf, size_t cap)
+/* A text string into buf (cut to fit, NUL-terminated, control bytes made
+ * '?'); -1 and buf untouched when the value is not a text string. */
+static int get_str(struct cur *c, char *buf, size_t cap)
 {
-    if (i >= r->ntok || r->tok[i].type != T_STR || cap == 0)
+    struct head h;
+    if (take(c, 1u << M_STR, &h) < 0 || cap == 0)
         return -1;
-    size_t n = r->tok[i].slen < cap - 1 ? r->tok[i].slen : cap - 1;
-    memcpy(buf, r->tok[i].s, n);
+    size_t n = h.v < cap - 1 ? (size_t)h.v : cap - 1;
+    memcpy(buf, h.s, n);
     buf[n] = '\0';
     for (size_t k = 0; k < n; k++) /* no control bytes reach callers */
         if ((unsigned char)buf[k] < 0x20)
             buf[k] = '?';
     return 0;
+}
+
+/* An array's head: its length, or -1 (and the value skipped) when the
+ * value is not an array. */
+static int get_arr(struct cur *c, uint64_t *n)
+{
+    struct head h;
+    if (take(c, 1u << M_ARR, &h) < 0)
+        return -1;
+    *n = h.v;
+    return 0;
+}
+
+/* An item's top-level keys: where the value of each key below nkeys starts
+ * (NULL: absent; a repeated key's last value counts). -1 when the item is
+ * not a map with integer keys. */
+#define NKEYS 24
+static int item_keys(const unsigned char *item, size_t used, const unsigned char *at[NKEYS])
+{
+    memset(at, 0, NKEYS * sizeof *at);
+    struct cur c = {item, item + used, 0};
+    struct head h = next_head(&c);
+    if (h.major != M_MAP)
+        return -1;
+    for (uint64_t k = 0; k < h.v && !c.bad; k++) {
+        uint64_t key;
+        if (get_uint(&c, &key) < 0)
+            return -1;
+        if (key < NKEYS)
+            at[key] = c.p;
+        skip_value(&c);
+    }
+    return c.bad ? -1 : 0;
+}
+
+/* A cursor at key's value (absent keys: an empty cursor, where every read fails). */
+static struct cur at_key(const unsigned char *const at[NKEYS], unsigned key, const unsigned char *item, size_t used)
+{
+    struct cur c = {at[key] ? at[key] : item + used, item + used, at[key] == NULL};
+    return c;
 }
 
 /* ---- input ---- */
@@ -278,12 +354,9 @@ static int pump(felix_rec_reader *r)
     if (r->d_len == r->d_cap) {
         if (r->d_cap >= MAX_ITEM)
             return corrupt(r, "an item larger than 64 MiB");
-        size_t n = r->d_cap * 2;
-        unsigned char *p = realloc(r->d, n);
-        if (!p)
-            return fx_fail(FELIX_ENOMEM, "out of memory reading a recording");
-        r->d = p;
-        r->d_cap = n;
+        int rc = fx_grow((void **)&r->d, &r->d_cap, r->d_cap + 1, 1);
+        if (rc < 0)
+            return rc;
     }
     for (;;) {
         if (r->in_pos == r->in_len) {
@@ -354,39 +427,45 @@ static uint64_t frame_of(const felix_rec_reader *r, uint64_t abs)
 /* The item's check (key 23 as the map's last pair, a 5-byte unsigned):
  * CHECK_GOOD, CHECK_ABSENT, or CHECK_BAD (a mismatch). */
 enum { CHECK_BAD = 0, CHECK_ABSENT = 1, CHECK_GOOD = 2 };
-static int check_ok(const felix_rec_reader *r, const unsigned char *buf, size_t used)
+static int check_item(const struct framing *f, const unsigned char *buf, size_t used)
 {
-    if (r->ntok < 3 || r->tok[0].type != T_MAP || used < 7)
+    if (!f->top_map || used < 7 || f->last_key != used - 6 || buf[used - 6] != FX_KEY_CHECK || buf[used - 5] != 0x1a)
         return CHECK_ABSENT;
-    size_t i = 1, last = 0;
-    for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
-        last = i;
-        i = skip(r, i + 1);
-    }
-    if (r->tok[last].type != T_UINT || r->tok[last].u != FX_KEY_CHECK || last + 1 >= r->ntok ||
-        r->tok[last + 1].type != T_UINT || buf[used - 6] != FX_KEY_CHECK || buf[used - 5] != 0x1a)
-        return CHECK_ABSENT;
-    return fx_crc32(buf, used - 6) == (uint32_t)r->tok[last + 1].u ? CHECK_GOOD : CHECK_BAD;
+    uint32_t want = (uint32_t)buf[used - 4] << 24 | (uint32_t)buf[used - 3] << 16 | (uint32_t)buf[used - 2] << 8 |
+                    buf[used - 1];
+    return fx_crc32(buf, used - 6) == want ? CHECK_GOOD : CHECK_BAD;
 }
 
-/* Tokenize the next whole item; returns 0, FELIX_EEOF, or an error. */
-static int next_tokens(felix_rec_reader *r)
+/* Frame a whole item held in buf (an index). */
+static int frame_whole(const unsigned char *buf, size_t len, size_t *used, int *check)
+{
+    struct framing f;
+    memset(&f, 0, sizeof f);
+    if (frame_item(&f, buf, len, used) != TK_DONE)
+        return -1;
+    *check = check_item(&f, buf, *used);
+    return 0;
+}
+
+/* The next whole item, checked: *item and *used; it stays in place until
+ * consume(), so a call that fails (out of memory) can be tried again.
+ * Returns 0, FELIX_EEOF, or an error. */
+static int next_item(felix_rec_reader *r, const unsigned char **item, size_t *used)
 {
     for (;;) {
-        size_t used = 0;
-        int tk = r->d_pos < r->d_len ? tokenize(r, r->d + r->d_pos, r->d_len - r->d_pos, &used) : TK_MORE;
+        int tk = r->d_pos < r->d_len ? frame_item(&r->fr, r->d + r->d_pos, r->d_len - r->d_pos, used) : TK_MORE;
         if (tk == TK_DONE) {
             r->item_frame = frame_of(r, r->d_base + r->d_pos);
             /* A writer that checks its header checks every item: then a
              * missing check is damage too (a flipped bit in key 23). */
-            int ck = check_ok(r, r->d + r->d_pos, used);
+            int ck = check_item(&r->fr, r->d + r->d_pos, *used);
             if (ck == CHECK_BAD || (ck == CHECK_ABSENT && r->checked))
                 return fx_fail(FELIX_ECORRUPT,
                                "recording corrupt: item check %s at decompressed byte %llu (in the frame starting at byte %llu)",
                                ck == CHECK_BAD ? "failed" : "missing", (unsigned long long)(r->d_base + r->d_pos),
                                (unsigned long long)r->item_frame);
             r->last_check = ck;
-            r->d_pos += used;
+            *item = r->d + r->d_pos;
             return 0;
         }
         if (tk == TK_BAD) {
@@ -412,47 +491,72 @@ static int next_tokens(felix_rec_reader *r)
     }
 }
 
+/* Done with the item next_item() gave. */
+static void consume(felix_rec_reader *r, size_t used)
+{
+    r->d_pos += used;
+    memset(&r->fr, 0, sizeof r->fr);
+}
+
 /* ---- items ---- */
 
-static int parse_header(felix_rec_reader *r)
+/* An item's type (key 0, which items we write put first); -1 for a CBOR
+ * item that is not one of ours (skipped). */
+static int64_t item_type(const unsigned char *item, size_t used)
 {
-    if (r->ntok == 0 || r->tok[0].type != T_MAP)
+    struct cur c = {item, item + used, 0};
+    struct head h = next_head(&c);
+    uint64_t key, type;
+    if (h.major != M_MAP || h.v == 0 || get_uint(&c, &key) < 0 || key != 0 || get_uint(&c, &type) < 0 ||
+        type > INT32_MAX)
+        return -1;
+    return (int64_t)type;
+}
+
+static int parse_header(felix_rec_reader *r, const unsigned char *item, size_t used)
+{
+    const unsigned char *at[NKEYS];
+    if (item_keys(item, used, at) < 0)
         return fx_fail(FELIX_ECORRUPT, "not a felix recording: the first item is not a header");
     felix_rec_header *h = &r->hdr;
     memset(h, 0, sizeof *h);
     uint64_t type = 99, v;
     int64_t sv;
     char name[32] = "";
-    size_t i = 1;
-    for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
-        uint64_t key;
-        size_t val = i + 1;
-        if (tok_uint(r, i, &key) < 0)
-            return fx_fail(FELIX_ECORRUPT, "not a felix recording: header key is not an integer");
-        switch (key) {
-        case 0: if (tok_uint(r, val, &type) < 0) type = 99; break;
-        case 1: tok_str(r, val, name, sizeof name); break;
-        case 2: if (tok_uint(r, val, &v) == 0) h->format_version = (uint32_t)v; break;
-        case 3: tok_str(r, val, h->felix_version, sizeof h->felix_version); break;
-        case 4: tok_str(r, val, h->host, sizeof h->host); break;
-        case 5: if (tok_uint(r, val, &v) == 0) h->ncpus = (uint32_t)v; break;
-        case 6: if (tok_uint(r, val, &v) == 0) h->freq_hz = v; break;
-        case 7: tok_str(r, val, h->freq_source, sizeof h->freq_source); break;
-        case 8: if (tok_uint(r, val, &v) == 0) h->page_size = (uint32_t)v; break;
-        case 9: if (tok_uint(r, val, &v) == 0) h->pid = (int32_t)v; break;
-        case 10: tok_str(r, val, h->cmdline, sizeof h->cmdline); break;
-        case 11: tok_str(r, val, h->fex_version, sizeof h->fex_version); break;
-        case 12: if (tok_uint(r, val, &v) == 0) h->app_type = (uint8_t)v; break;
-        case 13: if (tok_uint(r, val, &v) == 0) h->stats_version = (uint8_t)v; break;
-        case 14: if (tok_uint(r, val, &v) == 0) h->thread_stats_size = (uint16_t)v; break;
-        case 15: if (tok_int(r, val, &sv) == 0) h->start_wall_ns = sv; break;
-        case 16: if (tok_int(r, val, &sv) == 0) h->start_mono_ns = sv; break;
-        case 17: if (tok_uint(r, val, &v) == 0) h->interval_ns = (int64_t)(v > INT64_MAX ? 0 : v); break;
-        case 18: tok_str(r, val, h->name, sizeof h->name); break;
-        default: break;
-        }
-        i = skip(r, val);
-    }
+    struct cur c;
+#define KEY(k) (c = at_key(at, k, item, used), &c)
+    if (get_uint(KEY(0), &type) < 0)
+        type = 99;
+    get_str(KEY(1), name, sizeof name);
+    if (get_uint(KEY(2), &v) == 0)
+        h->format_version = (uint32_t)(v > UINT32_MAX ? UINT32_MAX : v);
+    get_str(KEY(3), h->felix_version, sizeof h->felix_version);
+    get_str(KEY(4), h->host, sizeof h->host);
+    if (get_uint(KEY(5), &v) == 0)
+        h->ncpus = (uint32_t)v;
+    if (get_uint(KEY(6), &v) == 0)
+        h->freq_hz = v;
+    get_str(KEY(7), h->freq_source, sizeof h->freq_source);
+    if (get_uint(KEY(8), &v) == 0)
+        h->page_size = (uint32_t)v;
+    if (get_uint(KEY(9), &v) == 0)
+        h->pid = (int32_t)v;
+    get_str(KEY(10), h->cmdline, sizeof h->cmdline);
+    get_str(KEY(11), h->fex_version, sizeof h->fex_version);
+    if (get_uint(KEY(12), &v) == 0)
+        h->app_type = (uint8_t)v;
+    if (get_uint(KEY(13), &v) == 0)
+        h->stats_version = (uint8_t)v;
+    if (get_uint(KEY(14), &v) == 0)
+        h->thread_stats_size = (uint16_t)(v > 0xffff ? 1 : v); /* 1: invalid */
+    if (get_int(KEY(15), &sv) == 0)
+        h->start_wall_ns = sv;
+    if (get_int(KEY(16), &sv) == 0)
+        h->start_mono_ns = sv;
+    if (get_uint(KEY(17), &v) == 0)
+        h->interval_ns = (int64_t)(v > INT64_MAX ? 0 : v);
+    get_str(KEY(18), h->name, sizeof h->name);
+#undef KEY
     if (type != FX_ITEM_HEADER || strcmp(name, FX_REC_FORMAT_NAME) != 0)
         return fx_fail(FELIX_ECORRUPT, "not a felix recording (no felix-recording header)");
     if (h->format_version > FELIX_REC_FORMAT_VERSION)
@@ -465,7 +569,7 @@ static int parse_header(felix_rec_reader *r)
         return fx_fail(FELIX_ECORRUPT, "recording header: cycle-counter frequency is 0");
     r->nwords = r->slot / 8 - 1;
     /* Samples after an exec may have another layout: room for any. */
-    r->wbuf = malloc(FX_MAX_WORDS * sizeof *r->wbuf);
+    r->wbuf = fx_malloc(FX_MAX_WORDS * sizeof *r->wbuf);
     if (!r->wbuf)
         return fx_fail(FELIX_ENOMEM, "out of memory");
     return 0;
@@ -477,40 +581,42 @@ static int bad_item(felix_rec_reader *r, const char *what)
                    (long long)(r->sample_no + 1), (unsigned long long)r->item_frame);
 }
 
-static int parse_sample(felix_rec_reader *r)
+/* What a parsed sample changes in the reader, applied by commit_sample(). */
+struct sample_state {
+    int key;
+    int64_t mono, wall, t;
+    uint32_t seg_head, seg_size, seg_real;
+};
+
+/* Parse a sample item into cur, ex.next and dl.next. Nothing the reader
+ * keeps is changed (commit_sample does that), so a failure leaves it as it
+ * was: a call that ran out of memory can be made again. */
+static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t used, struct sample_state *st)
 {
-    size_t at[12] = {0}; /* value token of keys 1..11 */
-    size_t i = 1;
-    for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
-        uint64_t key;
-        if (tok_uint(r, i, &key) < 0)
-            return bad_item(r, "a key that is not an integer");
-        if (key >= 1 && key <= 11)
-            at[key] = i + 1;
-        i = skip(r, i + 1);
-    }
+    const unsigned char *at[NKEYS];
+    if (item_keys(item, used, at) < 0)
+        return bad_item(r, "a key that is not an integer");
+    struct cur c;
+#define KEY(k) (c = at_key(at, k, item, used), &c)
     int64_t t;
-    if (!at[1] || tok_int(r, at[1], &t) < 0 || !at[3] || r->tok[at[3]].type != T_ARR)
+    uint64_t nthr;
+    if (get_int(KEY(1), &t) < 0 || get_arr(KEY(3), &nthr) < 0)
         return bad_item(r, "no time or thread list");
-    int key = at[2] && r->tok[at[2]].type == T_BOOL && r->tok[at[2]].u;
-    if (key)
-        r->in_chunk = 0;
+    struct cur threads = c;
+    struct head kh = next_head(KEY(2));
+    int key = kh.major == M_SIMPLE && kh.v == 21;
     /* Wall clock: absolute in key samples, else the difference from the
      * time predicted by the chunk's key sample. */
     int64_t wall, sv = 0;
-    if (at[9] && tok_int(r, at[9], &sv) < 0)
+    if (at[9] && get_int(KEY(9), &sv) < 0)
         return bad_item(r, "a wall-clock time that is not an integer");
-    if (key) {
-        r->key_wall = sv;
-        r->key_t = t;
-        r->have_key_wall = 1;
-    }
-    if (!r->have_key_wall) /* no key sample yet: a damaged chunk start */
+    if (!key && !r->have_key_wall) /* no key sample yet: a damaged chunk start */
         return bad_item(r, "a chunk that does not start with a key sample");
+    int64_t key_wall = key ? sv : r->key_wall, key_t = key ? t : r->key_t;
     /* Times that cannot be represented are damage, never a wrapped value. */
     int64_t mono, since_key;
-    if (__builtin_add_overflow(r->hdr.start_mono_ns, t, &mono) || __builtin_sub_overflow(t, r->key_t, &since_key) ||
-        (key ? 0 : __builtin_add_overflow(r->key_wall, since_key, &wall) || __builtin_add_overflow(wall, sv, &wall)))
+    if (__builtin_add_overflow(r->hdr.start_mono_ns, t, &mono) || __builtin_sub_overflow(t, key_t, &since_key) ||
+        (key ? 0 : __builtin_add_overflow(key_wall, since_key, &wall) || __builtin_add_overflow(wall, sv, &wall)))
         return bad_item(r, "a time out of range");
     if (key)
         wall = sv;
@@ -518,43 +624,47 @@ static int parse_sample(felix_rec_reader *r)
         return bad_item(r, "a sample time before the previous sample's");
     /* The image (key 10, absent: 1) and, after an exec, the layout and app
      * type (key 11, absent: the header's). */
-    uint64_t image = 1, slot = r->slot, app = r->hdr.app_type;
-    if (at[10] && (tok_uint(r, at[10], &image) < 0 || image == 0 || image > UINT32_MAX))
+    uint64_t image = 1, slot = r->slot, app = r->hdr.app_type, n2;
+    if (at[10] && (get_uint(KEY(10), &image) < 0 || image == 0 || image > UINT32_MAX))
         return bad_item(r, "a bad image number");
-    if (at[11] && (r->tok[at[11]].type != T_ARR || r->tok[at[11]].u < 2 || tok_uint(r, at[11] + 1, &slot) < 0 ||
-                   slot < 48 || felix_slot_size_valid((unsigned)slot) != slot || tok_uint(r, at[11] + 2, &app) < 0 ||
-                   app > 255))
+    if (at[11] && (get_arr(KEY(11), &n2) < 0 || n2 < 2 || get_uint(&c, &slot) < 0 || slot < 48 ||
+                   felix_slot_size_valid((unsigned)slot) != slot || get_uint(&c, &app) < 0 || app > 255))
         return bad_item(r, "a bad slot layout");
-    r->nwords = (unsigned)slot / 8 - 1;
+    unsigned nwords = (unsigned)slot / 8 - 1;
+    /* What any FEX segment can hold, and never more threads than bytes. */
+    if (nthr > (uint64_t)(threads.end - threads.p))
+        return bad_item(r, "a thread count larger than the item");
+    if (nthr * slot > FX_MAX_SAMPLE_SLOTS || nthr > FX_MAX_SAMPLE_THREADS)
+        return bad_item(r, "more threads than a statistics segment holds");
     felix_snapshot *s = r->cur;
     int rc = felix_snapshot_begin(s, mono, wall, (uint16_t)slot);
     if (rc < 0)
         return rc;
     /* Delta-coded against the previous sample only within a chunk and one
      * layout (a hostile file could change it mid-chunk). */
-    int delta = r->in_chunk && r->have_prev && felix_snapshot_get_info(r->prev)->slot_size == slot;
-    uint64_t nthr = r->tok[at[3]].u;
-    if (nthr > r->ntok || (rc = fx_grow_deltas(&r->dl, (size_t)nthr, r->nwords)) < 0)
-        return nthr > r->ntok ? bad_item(r, "a thread count larger than the item") : rc;
-    size_t j = at[3] + 1;
+    int delta = !key && r->in_chunk && r->have_prev && felix_snapshot_get_info(r->prev)->slot_size == slot;
+    if ((rc = fx_grow_deltas(&r->dl, (size_t)nthr, nwords)) < 0)
+        return rc;
     for (uint64_t n = 0; n < nthr; n++) {
-        if (j >= r->ntok || r->tok[j].type != T_ARR || r->tok[j].u < 1)
+        uint64_t m, tid;
+        if (get_arr(&threads, &m) < 0 || m < 1)
             return bad_item(r, "a thread that is not an array");
-        size_t end = skip(r, j);
-        uint64_t m = r->tok[j].u - 1, tid;
-        if (tok_uint(r, j + 1, &tid) < 0 || tid == 0 || tid > UINT32_MAX)
+        if (get_uint(&threads, &tid) < 0 || tid == 0 || tid > UINT32_MAX)
             return bad_item(r, "a bad thread id");
+        m--;
         long pj = delta ? felix_snapshot_index(r->prev, (uint32_t)tid) : -1;
         const uint64_t *pd = pj >= 0 && r->dl.has[pj] ? fx_delta_prev(&r->dl, (size_t)pj) : NULL;
         uint64_t *nd = fx_delta_next(&r->dl, felix_snapshot_get_info(s)->nthreads);
         if (pj >= 0)
             fx_thread_words(r->prev, (size_t)pj, r->wbuf);
         else
-            memset(r->wbuf, 0, r->nwords * sizeof *r->wbuf);
-        for (uint64_t w = 0; w < r->nwords; w++) {
+            memset(r->wbuf, 0, nwords * sizeof *r->wbuf);
+        for (uint64_t w = 0; w < nwords || w < m; w++) {
             uint64_t v = 0;
-            if (w < m && tok_word(r, j + 2 + w, &v) < 0)
+            if (w < m && get_word(&threads, &v) < 0)
                 return bad_item(r, "a counter that is not an integer");
+            if (w >= nwords)
+                continue; /* more words than the layout: ignored */
             if (pj >= 0) {
                 nd[w] = pd ? pd[w] + v : v; /* this sample's delta */
                 r->wbuf[w] += nd[w];
@@ -563,12 +673,13 @@ static int parse_sample(felix_rec_reader *r)
             }
         }
         uint32_t before = felix_snapshot_get_info(s)->nthreads;
-        if ((rc = felix_snapshot_append(s, (uint32_t)tid, 0, r->wbuf, r->nwords)) < 0)
+        if ((rc = felix_snapshot_append(s, (uint32_t)tid, 0, r->wbuf, nwords)) < 0)
             return rc;
         if (felix_snapshot_get_info(s)->nthreads > before) /* not a dropped duplicate */
             r->dl.next_has[before] = pj >= 0;
-        j = end;
     }
+    if (threads.bad)
+        return bad_item(r, "a malformed thread list");
     size_t n = felix_snapshot_get_info(s)->nthreads;
     if ((rc = fx_grow_extras(&r->ex, n ? n : 1)) < 0)
         return rc;
@@ -583,66 +694,67 @@ static int parse_sample(felix_rec_reader *r)
         else if (r->ex.next[x].has_cpu)
             r->ex.next[x].has_cpu = 1; /* known, but not measured in this sample */
     }
-    if (at[4] && r->tok[at[4]].type == T_ARR) {
-        size_t q = at[4] + 1;
-        for (uint64_t e = 0; e < r->tok[at[4]].u && q < r->ntok; e++) {
-            uint64_t tid;
+    uint64_t ne;
+    if (at[4] && get_arr(KEY(4), &ne) == 0) { /* names: [tid, name] */
+        for (uint64_t e = 0; e < ne && !c.bad; e++) {
+            uint64_t len, tid;
             long x;
-            if (r->tok[q].type == T_ARR && r->tok[q].u == 2 && tok_uint(r, q + 1, &tid) == 0 &&
+            struct cur one = c;
+            skip_value(&c);
+            if (get_arr(&one, &len) == 0 && len == 2 && get_uint(&one, &tid) == 0 && tid <= UINT32_MAX &&
                 (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0)
-                tok_str(r, q + 2, r->ex.next[x].name, FX_NAME_LEN);
-            q = skip(r, q);
+                get_str(&one, r->ex.next[x].name, FX_NAME_LEN);
         }
     }
-    if (at[5] && r->tok[at[5]].type == T_ARR) {
-        size_t q = at[5] + 1;
-        for (uint64_t e = 0; e < r->tok[at[5]].u && q < r->ntok; e++) {
-            uint64_t tid, v;
+    if (at[5] && get_arr(KEY(5), &ne) == 0) { /* CPU times: [tid, ns or its difference] */
+        for (uint64_t e = 0; e < ne && !c.bad; e++) {
+            uint64_t len, tid, v;
             long x;
-            if (r->tok[q].type == T_ARR && r->tok[q].u == 2 && tok_uint(r, q + 1, &tid) == 0 &&
-                tok_word(r, q + 2, &v) == 0 && (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0) {
+            struct cur one = c;
+            skip_value(&c);
+            if (get_arr(&one, &len) == 0 && len == 2 && get_uint(&one, &tid) == 0 && tid <= UINT32_MAX &&
+                get_word(&one, &v) == 0 && (x = felix_snapshot_index(s, (uint32_t)tid)) >= 0) {
                 struct thread_extra *ex = &r->ex.next[x];
                 ex->cpu = ex->has_cpu ? ex->cpu + v : v;
                 ex->has_cpu = 2; /* measured in this sample */
             }
-            q = skip(r, q);
         }
     }
     felix_mem *mem = felix_snapshot_mem_mut(s);
-    if (at[6] && r->tok[at[6]].type == T_ARR) {
+    if (at[6] && get_arr(KEY(6), &ne) == 0) { /* regions: [name, rss, size, maps, largest] */
         felix_mem_clear(mem);
-        size_t q = at[6] + 1;
-        for (uint64_t e = 0; e < r->tok[at[6]].u && q < r->ntok; e++) {
+        for (uint64_t e = 0; e < ne && !c.bad; e++) {
             char name[48];
-            uint64_t rss, size, maps, largest;
-            if (r->tok[q].type == T_ARR && r->tok[q].u >= 5 && tok_str(r, q + 1, name, sizeof name) == 0 &&
-                tok_uint(r, q + 2, &rss) == 0 && tok_uint(r, q + 3, &size) == 0 &&
-                tok_uint(r, q + 4, &maps) == 0 && tok_uint(r, q + 5, &largest) == 0 && name[0])
-                felix_mem_set(mem, name, rss, size, (uint32_t)maps, largest);
-            q = skip(r, q);
+            uint64_t len, rss, size, maps, largest;
+            struct cur one = c;
+            skip_value(&c);
+            if (get_arr(&one, &len) == 0 && len >= 5 && get_str(&one, name, sizeof name) == 0 &&
+                get_uint(&one, &rss) == 0 && get_uint(&one, &size) == 0 && get_uint(&one, &maps) == 0 &&
+                get_uint(&one, &largest) == 0 && name[0] &&
+                (rc = felix_mem_set(mem, name, rss, size, (uint32_t)maps, largest)) < 0 && rc == FELIX_ENOMEM)
+                return rc;
         }
         felix_snapshot_set_has_mem(s, 1);
     }
-    if (at[7] && r->tok[at[7]].type == T_ARR && r->tok[at[7]].u >= 3) {
-        uint64_t a, b, c;
-        if (tok_uint(r, at[7] + 1, &a) == 0 && tok_uint(r, at[7] + 2, &b) == 0 && tok_uint(r, at[7] + 3, &c) == 0) {
-            r->seg_head = (uint32_t)a;
-            r->seg_size = (uint32_t)b;
-            r->seg_real = (uint32_t)c;
-        }
+    st->seg_head = r->seg_head, st->seg_size = r->seg_size, st->seg_real = r->seg_real;
+    uint64_t v[5];
+    if (at[7] && get_arr(KEY(7), &ne) == 0 && ne >= 3 && get_uint(&c, &v[0]) == 0 && get_uint(&c, &v[1]) == 0 &&
+        get_uint(&c, &v[2]) == 0) {
+        st->seg_head = (uint32_t)v[0];
+        st->seg_size = (uint32_t)v[1];
+        st->seg_real = (uint32_t)v[2];
     }
     felix_snapshot_info *si = felix_snapshot_info_mut(s);
     si->version = r->hdr.stats_version;
     si->app_type = (uint8_t)app;
     si->image = (uint32_t)image;
-    si->head = r->seg_head;
-    si->size = r->seg_size;
-    si->real_size = r->seg_real;
-    if (at[8] && r->tok[at[8]].type == T_ARR && r->tok[at[8]].u >= 5) {
-        uint64_t v[5];
+    si->head = st->seg_head;
+    si->size = st->seg_size;
+    si->real_size = st->seg_real;
+    if (at[8] && get_arr(KEY(8), &ne) == 0 && ne >= 5) {
         int ok = 1;
         for (int k = 0; k < 5; k++)
-            ok &= tok_uint(r, at[8] + 1 + (size_t)k, &v[k]) == 0;
+            ok &= get_uint(&c, &v[k]) == 0;
         if (ok) {
             si->anomaly_cycle = (uint32_t)v[0];
             si->anomaly_bad_offset = (uint32_t)v[1];
@@ -651,46 +763,64 @@ static int parse_sample(felix_rec_reader *r)
             si->skipped_racing = (uint32_t)v[4];
         }
     }
-    /* cur becomes prev. */
+#undef KEY
+    st->key = key;
+    st->mono = mono;
+    st->wall = key_wall;
+    st->t = key_t;
+    return 0;
+}
+
+/* The parsed sample (in cur) becomes the reader's: prev. */
+static void commit_sample(felix_rec_reader *r, const struct sample_state *st)
+{
+    felix_snapshot *s = r->cur;
     r->cur = r->prev;
     r->prev = s;
     fx_extras_swap(&r->ex);
     fx_deltas_swap(&r->dl);
+    if (st->key) {
+        r->key_wall = st->wall;
+        r->key_t = st->t;
+        r->have_key_wall = 1;
+    }
+    r->seg_head = st->seg_head, r->seg_size = st->seg_size, r->seg_real = st->seg_real;
     r->have_prev = 1;
     r->in_chunk = 1;
     r->sample_no++;
-    r->last_mono = mono;
-    r->last_key = key;
-    return 0;
+    r->last_mono = st->mono;
+    r->last_key = st->key;
 }
 
-static int parse_event(felix_rec_reader *r, felix_rec_event *ev)
+static int parse_event(felix_rec_reader *r, const unsigned char *item, size_t used, felix_rec_event *ev)
 {
+    const unsigned char *at[NKEYS];
+    if (item_keys(item, used, at) < 0)
+        return bad_item(r, "an event key that is not an integer");
     felix_rec_event e;
     memset(&e, 0, sizeof e);
-    size_t i = 1;
-    for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
-        uint64_t key, v;
-        int64_t sv;
-        size_t val = i + 1;
-        if (tok_uint(r, i, &key) < 0)
-            return bad_item(r, "an event key that is not an integer");
-        switch (key) {
-        case 1:
-            if (tok_int(r, val, &sv) == 0 && __builtin_add_overflow(r->hdr.start_mono_ns, sv, &e.mono_ns))
-                return bad_item(r, "an event time out of range");
-            break;
-        case 2: if (tok_uint(r, val, &v) == 0) e.kind = (int)(v > 1000 ? 0 : v); break;
-        case 3: if (tok_uint(r, val, &v) == 0) e.tid = (uint32_t)v; break;
-        case 4: if (tok_int(r, val, &sv) == 0) { e.status = (int)sv; e.has_status = 1; } break;
-        case 5: tok_str(r, val, e.reason, sizeof e.reason); break;
-        case 6: if (tok_uint(r, val, &v) == 0) e.interval_ns = (int64_t)(v > INT64_MAX ? 0 : v); break;
-        case 7: if (tok_uint(r, val, &v) == 0) e.count = v; break;
-        case 8: if (tok_uint(r, val, &v) == 0) e.count = v; break;
-        default: break;
-        }
-        i = skip(r, val);
+    uint64_t v;
+    int64_t sv;
+    struct cur c;
+#define KEY(k) (c = at_key(at, k, item, used), &c)
+    if (get_int(KEY(1), &sv) == 0 && __builtin_add_overflow(r->hdr.start_mono_ns, sv, &e.mono_ns))
+        return bad_item(r, "an event time out of range");
+    if (get_uint(KEY(2), &v) == 0)
+        e.kind = (int)(v > 1000 ? 0 : v);
+    if (get_uint(KEY(3), &v) == 0)
+        e.tid = (uint32_t)v;
+    if (get_int(KEY(4), &sv) == 0 && sv >= INT32_MIN && sv <= INT32_MAX) {
+        e.status = (int)sv;
+        e.has_status = 1;
     }
+    get_str(KEY(5), e.reason, sizeof e.reason);
+    if (get_uint(KEY(6), &v) == 0)
+        e.interval_ns = (int64_t)(v > INT64_MAX ? 0 : v);
+    if (get_uint(KEY(7), &v) == 0)
+        e.count = v;
+    if (get_uint(KEY(8), &v) == 0)
+        e.count = v;
+#undef KEY
     if (ev)
         *ev = e;
     return 0;
@@ -700,7 +830,7 @@ static int parse_event(felix_rec_reader *r, felix_rec_event *ev)
 
 static int reader_init(felix_rec_reader **out, int fd, int own)
 {
-    felix_rec_reader *r = calloc(1, sizeof *r);
+    felix_rec_reader *r = fx_calloc(1, sizeof *r);
     if (!r) {
         if (own)
             close(fd);
@@ -714,33 +844,32 @@ static int reader_init(felix_rec_reader **out, int fd, int own)
     r->in_cap = ZSTD_DStreamInSize();
     r->hint = 32;
     r->d_cap = 64 * 1024;
-    r->in = malloc(r->in_cap);
-    r->d = malloc(r->d_cap);
-    r->dctx = ZSTD_createDCtx();
+    r->in = fx_malloc(r->in_cap);
+    r->d = fx_malloc(r->d_cap);
+    /* All the decoder will ever need, now: frames with larger windows are
+     * refused, and reading never runs out of memory inside zstd. */
+    size_t dsize = ZSTD_estimateDStreamSize((size_t)1 << FX_WINDOW_LOG_MAX);
+    r->dctx_mem = fx_malloc(dsize);
+    r->dctx = r->dctx_mem ? ZSTD_initStaticDCtx(r->dctx_mem, dsize) : NULL;
     int rc = 0;
     if (!r->in || !r->d || !r->dctx || felix_snapshot_new(&r->prev) < 0 || felix_snapshot_new(&r->cur) < 0 ||
         felix_snapshot_new(&r->pending) < 0)
         rc = fx_fail(FELIX_ENOMEM, "out of memory creating a recording reader");
     if (rc == 0)
-        ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, 27);
+        ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, FX_WINDOW_LOG_MAX);
     if (rc == 0) {
-        rc = next_tokens(r);
+        const unsigned char *item;
+        size_t used;
+        rc = next_item(r, &item, &used);
         if (rc == FELIX_EEOF)
             rc = fx_fail(FELIX_ETRUNC, "recording is empty");
-        else if (rc == 0)
-            rc = parse_header(r);
+        else if (rc == 0 && (rc = parse_header(r, item, used)) == 0)
+            consume(r, used);
         r->checked = r->last_check == CHECK_GOOD;
     }
     if (rc < 0) {
         felix_rec_reader_close(r);
         return rc;
-    }
-    if (r->seekable) { /* where the first chunk starts: the header frame's end */
-        unsigned char *head = malloc(65536);
-        ssize_t n = head ? pread(fd, head, 65536, 0) : -1;
-        size_t fs = n > 0 ? ZSTD_findFrameCompressedSize(head, (size_t)n) : 0;
-        r->header_end = ZSTD_isError(fs) ? 0 : fs;
-        free(head);
     }
     *out = r;
     return 0;
@@ -777,19 +906,18 @@ void felix_rec_reader_close(felix_rec_reader *r)
         return;
     if (r->own_fd)
         close(r->fd);
-    ZSTD_freeDCtx(r->dctx);
-    free(r->in);
-    free(r->d);
-    free(r->tok);
+    fx_free(r->dctx_mem);
+    fx_free(r->in);
+    fx_free(r->d);
     felix_snapshot_free(r->prev);
     felix_snapshot_free(r->cur);
     felix_snapshot_free(r->pending);
     fx_extras_free(&r->ex);
-    free(r->wbuf);
+    fx_free(r->wbuf);
     fx_deltas_free(&r->dl);
-    free(r->chunks);
-    free(r->regions);
-    free(r);
+    fx_free(r->chunks);
+    fx_free(r->regions);
+    fx_free(r);
 }
 
 const felix_rec_header *felix_rec_reader_header(const felix_rec_reader *r) { return r ? &r->hdr : NULL; }
@@ -816,34 +944,42 @@ int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *e
     if (!r)
         return fx_fail(FELIX_EINVAL, "felix_rec_next: NULL reader");
     if (r->have_pending) {
+        int rc = snap ? felix_snapshot_copy(snap, r->pending) : 0;
+        if (rc < 0)
+            return rc;
         r->have_pending = 0;
         if (out_item)
             *out_item = FELIX_REC_SAMPLE;
-        return snap ? felix_snapshot_copy(snap, r->pending) : 0;
+        return 0;
     }
     for (;;) {
-        int rc = next_tokens(r);
+        const unsigned char *item;
+        size_t used;
+        int rc = next_item(r, &item, &used);
         if (rc < 0)
             return rc;
-        if (r->tok[0].type != T_MAP || r->tok[0].u == 0)
-            continue; /* not an item of ours: skip */
-        uint64_t type;
-        if (tok_uint(r, 2, &type) < 0 || r->tok[1].type != T_UINT || r->tok[1].u != 0)
-            continue; /* key 0 must come first in items we write; skip others */
+        int64_t type = item_type(item, used);
         if (type == FX_ITEM_SAMPLE) {
-            if ((rc = parse_sample(r)) < 0)
+            /* Parsed and handed out before it counts as read: a failure
+             * (out of memory) leaves the reader where it was. */
+            struct sample_state st = {0};
+            if ((rc = parse_sample(r, item, used, &st)) < 0 || (snap && (rc = felix_snapshot_copy(snap, r->cur)) < 0))
                 return rc;
+            commit_sample(r, &st);
+            consume(r, used);
             if (out_item)
                 *out_item = FELIX_REC_SAMPLE;
-            return snap ? felix_snapshot_copy(snap, r->prev) : 0;
+            return 0;
         }
         if (type == FX_ITEM_EVENT) {
-            if ((rc = parse_event(r, ev)) < 0)
+            if ((rc = parse_event(r, item, used, ev)) < 0)
                 return rc;
+            consume(r, used);
             if (out_item)
                 *out_item = FELIX_REC_EVENT;
             return 0;
         }
+        consume(r, used);
         if (type == FX_ITEM_END) {
             r->ended = 1;
             if (out_item)
@@ -877,6 +1013,7 @@ static int reposition(felix_rec_reader *r, uint64_t offset)
     r->in_off = offset;
     r->d_pos = r->d_len = 0;
     r->d_base = 0;
+    memset(&r->fr, 0, sizeof r->fr);
     r->nmarks = 0;
     r->in_frame = 0;
     r->zerr = 0;
@@ -901,18 +1038,19 @@ static int add_chunk(felix_rec_reader *r, uint64_t off, uint64_t first, int64_t 
     return 0;
 }
 
-static void add_region(felix_rec_reader *r, const char *name)
+static int add_region(felix_rec_reader *r, const char *name)
 {
     for (size_t i = 0; i < r->nregions; i++)
         if (strcmp(r->regions[i], name) == 0)
-            return;
+            return 0;
     if (r->nregions >= FELIX_MEM_MAX_REGIONS)
-        return;
-    if (!r->regions && !(r->regions = calloc(FELIX_MEM_MAX_REGIONS, sizeof *r->regions)))
-        return;
+        return 0;
+    if (!r->regions && !(r->regions = fx_calloc(FELIX_MEM_MAX_REGIONS, sizeof *r->regions)))
+        return fx_fail(FELIX_ENOMEM, "out of memory for region names");
     /* regions is allocated once, so the pointers callers get stay valid. */
     r->region_ptrs[r->nregions] = r->regions[r->nregions];
     snprintf(r->regions[r->nregions++], sizeof r->regions[0], "%s", name);
+    return 0;
 }
 
 /* The index written at the end, if there is a sound one. */
@@ -928,15 +1066,15 @@ static int load_index(felix_rec_reader *r)
     uint64_t nframes = get_le32(foot), tsize = nframes * 8 + 9;
     if (nframes == 0 || tsize + 8 > size)
         return -1;
-    unsigned char *t = malloc(tsize + 8);
+    unsigned char *t = fx_malloc(tsize + 8);
     if (!t)
-        return -1;
+        return fx_fail(FELIX_ENOMEM, "out of memory reading the index");
     uint64_t sum = 0;
     int ok = pread(r->fd, t, tsize + 8, (off_t)(size - tsize - 8)) == (ssize_t)(tsize + 8) &&
              get_le32(t) == FX_MAGIC_SEEKTABLE && get_le32(t + 4) == tsize;
     for (uint64_t i = 0; ok && i < nframes; i++)
         sum += get_le32(t + 8 + i * 8);
-    free(t);
+    fx_free(t);
     if (!ok || sum + 8 > size - tsize - 8)
         return -1;
     unsigned char h[8];
@@ -945,59 +1083,52 @@ static int load_index(felix_rec_reader *r)
     uint32_t len = get_le32(h + 4);
     if ((uint64_t)len + sum + 8 > size - tsize - 8 || len > MAX_ITEM)
         return -1;
-    unsigned char *buf = malloc(len ? len : 1);
+    unsigned char *buf = fx_malloc(len ? len : 1);
     if (!buf)
-        return -1;
+        return fx_fail(FELIX_ENOMEM, "out of memory reading the index");
     size_t used;
-    ok = pread(r->fd, buf, len, (off_t)(sum + 8)) == (ssize_t)len && tokenize(r, buf, len, &used) == TK_DONE &&
-         r->tok[0].type == T_MAP && check_ok(r, buf, used);
-    uint64_t type = 99;
-    size_t i = 1;
+    int check = CHECK_ABSENT;
+    const unsigned char *at[NKEYS];
+    ok = pread(r->fd, buf, len, (off_t)(sum + 8)) == (ssize_t)len && frame_whole(buf, len, &used, &check) == 0 &&
+         check == CHECK_GOOD && item_type(buf, used) == FX_ITEM_INDEX && item_keys(buf, used, at) == 0;
     r->nchunks = 0;
     r->nregions = 0;
-    for (uint64_t k = 0; ok && k < r->tok[0].u && i < r->ntok; k++) {
-        uint64_t key;
-        size_t val = i + 1;
-        if (tok_uint(r, i, &key) < 0) {
-            ok = 0;
-            break;
+    struct cur c;
+    uint64_t ne;
+    int rc = 0;
+    if (ok && get_uint((c = at_key(at, 2, buf, used), &c), &r->total_samples) < 0)
+        ok = 0;
+    if (ok && (c = at_key(at, 1, buf, used), get_arr(&c, &ne) == 0)) {
+        for (uint64_t e = 0; ok && e < ne; e++) { /* [offset, first sample, first time, samples] */
+            uint64_t n4, off, first, ns;
+            int64_t ft;
+            struct cur one = c;
+            skip_value(&c);
+            ok = get_arr(&one, &n4) == 0 && n4 >= 4 && get_uint(&one, &off) == 0 && get_uint(&one, &first) == 0 &&
+                 get_int(&one, &ft) == 0 && get_uint(&one, &ns) == 0 && off < sum &&
+                 (r->nchunks == 0 ||
+                  (off > r->chunks[r->nchunks - 1].offset && first >= r->chunks[r->nchunks - 1].first_sample));
+            if (ok && (rc = add_chunk(r, off, first, ft)) < 0)
+                break;
+            if (ok)
+                r->chunks[r->nchunks - 1].samples = ns;
         }
-        if (key == 0)
-            tok_uint(r, val, &type);
-        else if (key == 2)
-            tok_uint(r, val, &r->total_samples);
-        else if (key == 1 && r->tok[val].type == T_ARR) {
-            size_t q = val + 1;
-            for (uint64_t e = 0; ok && e < r->tok[val].u; e++) {
-                uint64_t off, first, ns;
-                int64_t ft;
-                ok = r->tok[q].type == T_ARR && r->tok[q].u >= 4 && tok_uint(r, q + 1, &off) == 0 &&
-                     tok_uint(r, q + 2, &first) == 0 && tok_int(r, q + 3, &ft) == 0 &&
-                     tok_uint(r, q + 4, &ns) == 0 && off < sum &&
-                     (r->nchunks == 0 || (off > r->chunks[r->nchunks - 1].offset &&
-                                          first >= r->chunks[r->nchunks - 1].first_sample));
-                if (ok && add_chunk(r, off, first, ft) == 0)
-                    r->chunks[r->nchunks - 1].samples = ns;
-                q = skip(r, q);
-            }
-        } else if (key == 3 && r->tok[val].type == T_ARR) {
-            size_t q = val + 1;
-            for (uint64_t e = 0; e < r->tok[val].u; e++, q = skip(r, q)) {
-                char name[48];
-                if (tok_str(r, q, name, sizeof name) == 0)
-                    add_region(r, name);
-            }
-        }
-        i = skip(r, val);
     }
-    free(buf);
-    return ok && type == FX_ITEM_INDEX ? 0 : -1;
+    if (ok && (c = at_key(at, 3, buf, used), get_arr(&c, &ne) == 0)) {
+        for (uint64_t e = 0; e < ne && !c.bad && rc == 0; e++) {
+            char name[48];
+            if (get_str(&c, name, sizeof name) == 0)
+                rc = add_region(r, name);
+        }
+    }
+    fx_free(buf);
+    return rc < 0 ? rc : ok ? 0 : -1;
 }
 
 /* No sound index: read the whole recording once, noting each chunk. */
 static int scan_index(felix_rec_reader *r)
 {
-    int rc = reposition(r, r->header_end);
+    int rc = reposition(r, 0); /* from the start: the header is skipped like any item not a sample */
     if (rc < 0)
         return rc;
     r->nchunks = 0;
@@ -1005,45 +1136,46 @@ static int scan_index(felix_rec_reader *r)
     r->sample_no = -1;
     r->scan_ended = 0;
     for (;;) {
-        rc = next_tokens(r);
+        const unsigned char *item;
+        size_t used;
+        rc = next_item(r, &item, &used);
         if (rc < 0)
             break; /* the end, or the damage: the index covers what is whole */
-        uint64_t type;
-        if (r->tok[0].type == T_MAP && tok_uint(r, 2, &type) == 0 && type == FX_ITEM_END) {
+        int64_t type = item_type(item, used);
+        const unsigned char *at[NKEYS];
+        if (type == FX_ITEM_END) {
             r->ended = r->scan_ended = 1;
             r->data_end = r->in_off + r->in_pos; /* where the end item's frame ends, about */
         }
-        if (r->tok[0].type != T_MAP || tok_uint(r, 2, &type) < 0 || type != FX_ITEM_SAMPLE)
+        if (type != FX_ITEM_SAMPLE || item_keys(item, used, at) < 0) {
+            consume(r, used);
             continue;
-        size_t at_t = 0, at_key = 0, at_mem = 0, i = 1;
-        for (uint64_t k = 0; k < r->tok[0].u && i < r->ntok; k++) {
-            uint64_t key = 99;
-            tok_uint(r, i, &key);
-            if (key == 1)
-                at_t = i + 1;
-            else if (key == 2)
-                at_key = i + 1;
-            else if (key == 6)
-                at_mem = i + 1;
-            i = skip(r, i + 1);
         }
+        struct cur c;
         int64_t t = 0;
-        if (at_t)
-            tok_int(r, at_t, &t);
+        get_int((c = at_key(at, 1, item, used), &c), &t);
+        struct head kh = next_head((c = at_key(at, 2, item, used), &c));
         r->sample_no++;
-        if (at_key && r->tok[at_key].type == T_BOOL && r->tok[at_key].u &&
-            add_chunk(r, r->item_frame, (uint64_t)r->sample_no, t) < 0)
-            break;
+        /* A chunk is a frame that starts with a key sample (a file that
+         * puts more in one frame gets one chunk for it). */
+        if (kh.major == M_SIMPLE && kh.v == 21 && (r->nchunks == 0 || r->chunks[r->nchunks - 1].offset != r->item_frame) &&
+            (rc = add_chunk(r, r->item_frame, (uint64_t)r->sample_no, t)) < 0)
+            return rc;
         if (r->nchunks)
             r->chunks[r->nchunks - 1].samples++;
-        if (at_mem && r->tok[at_mem].type == T_ARR) {
-            size_t q = at_mem + 1;
-            for (uint64_t e = 0; e < r->tok[at_mem].u; e++, q = skip(r, q)) {
+        uint64_t ne;
+        if ((c = at_key(at, 6, item, used), get_arr(&c, &ne) == 0)) {
+            for (uint64_t e = 0; e < ne && !c.bad; e++) {
                 char name[48];
-                if (r->tok[q].type == T_ARR && tok_str(r, q + 1, name, sizeof name) == 0)
-                    add_region(r, name);
+                uint64_t n5;
+                struct cur one = c;
+                skip_value(&c);
+                if (get_arr(&one, &n5) == 0 && get_str(&one, name, sizeof name) == 0 &&
+                    (rc = add_region(r, name)) < 0)
+                    return rc;
             }
         }
+        consume(r, used);
     }
     r->total_samples = (uint64_t)(r->sample_no + 1);
     return 0;
@@ -1053,13 +1185,15 @@ static int ensure_index(felix_rec_reader *r)
 {
     if (!r)
         return fx_fail(FELIX_EINVAL, "NULL reader");
-    if (!r->seekable || r->header_end == 0)
+    if (!r->seekable)
         return fx_fail(FELIX_ENOTSUP, "the recording is not seekable (a pipe or standard input)");
     if (r->index_state)
         return 0;
     int rc = 0;
     int64_t keep = r->sample_no;
-    int scanned = load_index(r) < 0;
+    int rc_index = load_index(r), scanned = rc_index == -1;
+    if (rc_index < -1)
+        return rc_index; /* out of memory */
     if (scanned) {
         rc = scan_index(r); /* reads to the end */
         /* A closed recording has an index: one missing or unsound is damage
@@ -1070,10 +1204,12 @@ static int ensure_index(felix_rec_reader *r)
                      "by scanning",
                      (unsigned long long)r->data_end);
     }
+    if (rc < 0)
+        return rc; /* out of memory: tried again next time */
     r->index_state = 1;
-    if (rc == 0 && scanned) { /* back to where the caller was reading */
+    if (scanned) { /* back to where the caller was reading */
         if (keep < 0 || r->nchunks == 0) {
-            rc = reposition(r, r->header_end);
+            rc = reposition(r, 0);
             r->sample_no = -1;
         } else if ((uint64_t)keep + 1 < r->total_samples) {
             rc = felix_rec_seek_sample(r, (uint64_t)keep + 1);
@@ -1126,22 +1262,26 @@ static int seek_chunk(felix_rec_reader *r, int by_time, int64_t key)
     size_t c = find_chunk(r, by_time, key);
     if (chunk_sound(r, c))
         return 0;
-    if (r->index_rebuilt)
-        return fx_fail(FELIX_ECORRUPT, "recording corrupt: chunk %zu (byte %llu) does not start with a key sample", c,
-                       (unsigned long long)r->chunks[c].offset);
-    snprintf(r->warning, sizeof r->warning,
-             "recording damaged: its index points chunk %zu at byte %llu, where no such chunk starts; rebuilt by "
-             "scanning",
-             c, (unsigned long long)r->chunks[c].offset);
-    r->index_rebuilt = 1;
-    int rc = scan_index(r);
-    if (rc < 0)
-        return rc;
-    if (r->nchunks == 0)
-        return fx_fail(FELIX_ERANGE, "the recording holds no samples");
-    c = find_chunk(r, by_time, key);
-    return chunk_sound(r, c) ? 0 : fx_fail(FELIX_ECORRUPT, "recording corrupt at byte %llu: no key sample where a chunk starts",
-                                          (unsigned long long)r->chunks[c].offset);
+    if (!r->index_rebuilt) {
+        snprintf(r->warning, sizeof r->warning,
+                 "recording damaged: its index points chunk %zu at byte %llu, where no such chunk starts; rebuilt by "
+                 "scanning",
+                 c, (unsigned long long)r->chunks[c].offset);
+        r->index_rebuilt = 1;
+        int rc = scan_index(r);
+        if (rc < 0)
+            return rc;
+        if (r->nchunks == 0)
+            return fx_fail(FELIX_ERANGE, "the recording holds no samples");
+        c = find_chunk(r, by_time, key);
+        if (chunk_sound(r, c))
+            return 0;
+    }
+    /* Frames that do not start where their key samples do (not a file
+     * felix writes): read from the start, which is always right. */
+    int rc = reposition(r, 0);
+    r->sample_no = -1;
+    return rc;
 }
 
 const char *felix_rec_reader_warning(const felix_rec_reader *r) { return r && r->warning[0] ? r->warning : NULL; }
@@ -1172,8 +1312,8 @@ int felix_rec_region_names(felix_rec_reader *r, const char *const **out_names, s
 
 int felix_rec_seek_sample(felix_rec_reader *r, uint64_t n)
 {
-    if (n == 0 && r && r->seekable && r->header_end) { /* the start needs no index */
-        int rc = reposition(r, r->header_end);
+    if (n == 0 && r && r->seekable) { /* the start needs no index */
+        int rc = reposition(r, 0); /* from the start: the header is skipped like any item not a sample */
         r->sample_no = -1;
         return rc;
     }

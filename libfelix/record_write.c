@@ -50,7 +50,7 @@ struct felix_rec_writer {
     unsigned char *changed;     /* per thread: name to write */
     size_t changed_cap;
     uint64_t *wbuf, *pbuf;      /* a thread's words, now and before */
-    size_t wcap;
+    size_t wcap, pcap;
     uint64_t samples;
     int64_t last_t;
     int64_t key_wall, key_t;    /* wall clock and time of the chunk's key sample */
@@ -111,7 +111,8 @@ static int w_push(felix_rec_writer *w, const void *data, size_t len, ZSTD_EndDir
         ZSTD_outBuffer out = {w->obuf, w->obuf_cap, 0};
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, mode);
         if (ZSTD_isError(left))
-            return w->failed = fx_fail(FELIX_EIO, "zstd: %s", ZSTD_getErrorName(left));
+            return w->failed = fx_fail(ZSTD_getErrorCode(left) == ZSTD_error_memory_allocation ? FELIX_ENOMEM : FELIX_EIO,
+                                       "zstd: %s", ZSTD_getErrorName(left));
         if (out.pos && w_out(w, w->obuf, out.pos) < 0)
             return w->failed;
         if (left == 0 && in.pos == in.size)
@@ -191,7 +192,7 @@ static int writer_init(felix_rec_writer **out, int fd, int own, const felix_rec_
         return fx_fail(FELIX_EINVAL, "felix_rec_writer_open: NULL header or bad descriptor");
     if (felix_slot_size_valid(hdr->thread_stats_size) == 0)
         return fx_fail(FELIX_EINVAL, "ThreadStatsSize %u is invalid", hdr->thread_stats_size);
-    felix_rec_writer *w = calloc(1, sizeof *w);
+    felix_rec_writer *w = fx_calloc(1, sizeof *w);
     if (!w)
         return fx_fail(FELIX_ENOMEM, "out of memory creating a recording writer");
     w->hdr = *hdr;
@@ -210,8 +211,8 @@ static int writer_init(felix_rec_writer **out, int fd, int own, const felix_rec_
     struct stat st;
     w->is_reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     w->obuf_cap = ZSTD_CStreamOutSize();
-    w->obuf = malloc(w->obuf_cap);
-    w->cctx = ZSTD_createCCtx();
+    w->obuf = fx_malloc(w->obuf_cap);
+    w->cctx = ZSTD_createCCtx_advanced(fx_zstd_mem());
     int rc = felix_snapshot_new(&w->prev);
     if (!w->obuf || !w->cctx || rc < 0) {
         felix_rec_writer_close(w, NULL);
@@ -219,7 +220,7 @@ static int writer_init(felix_rec_writer **out, int fd, int own, const felix_rec_
     }
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->opt.level);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_windowLog, 20); /* readers need <= 1 MiB */
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_windowLog, FX_WINDOW_LOG); /* what readers accept */
     if ((rc = write_header(w)) < 0) {
         w->own_fd = 0; /* the caller closes or removes it */
         felix_rec_writer_close(w, NULL);
@@ -304,17 +305,9 @@ int felix_rec_write_event(felix_rec_writer *w, const felix_rec_event *ev)
 
 static int grow_words(felix_rec_writer *w, size_t n)
 {
-    if (n <= w->wcap)
-        return 0;
-    uint64_t *a = realloc(w->wbuf, n * 8), *b;
-    if (a)
-        w->wbuf = a;
-    b = realloc(w->pbuf, n * 8);
-    if (b)
-        w->pbuf = b;
-    if (!a || !b)
-        return fx_fail(FELIX_ENOMEM, "out of memory for thread words");
-    w->wcap = n;
+    int rc;
+    if ((rc = fx_grow((void **)&w->wbuf, &w->wcap, n, 8)) < 0 || (rc = fx_grow((void **)&w->pbuf, &w->pcap, n, 8)) < 0)
+        return rc;
     return 0;
 }
 
@@ -373,18 +366,37 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     if (w->samples && t < w->last_t)
         return fx_fail(FELIX_EINVAL, "sample time goes backwards (%lld ns after %lld ns)", (long long)t,
                        (long long)w->last_t);
-    /* A new process image (exec): a new chunk, so its layout and absolute
-     * values stand on their own. */
+    /* Everything that can fail for want of memory comes before the first
+     * byte is written, so a failed call writes nothing; from the first byte
+     * on, any failure makes the writer failed for good (w_push). Either way
+     * no sample is ever half in the file. */
+    size_t n = si->nthreads, nwords = (size_t)si->nknown + si->nextra;
+    size_t nnames = 0, ncpu = 0;
+    if ((uint64_t)n * si->slot_size > FX_MAX_SAMPLE_SLOTS || n > FX_MAX_SAMPLE_THREADS)
+        return fx_fail(FELIX_ERANGE,
+                       "a sample of %zu threads in %u-byte slots is more than a recording holds (%u threads, %u bytes "
+                       "of slots: FEX's cap on its segment)",
+                       n, (unsigned)si->slot_size, FX_MAX_SAMPLE_THREADS, (unsigned)FX_MAX_SAMPLE_SLOTS);
+    if ((rc = fx_grow((void **)&w->chunks, &w->chunks_cap, w->nchunks + 2, sizeof *w->chunks)) < 0 ||
+        (rc = grow_words(w, nwords ? nwords : 1)) < 0 ||
+        (rc = fx_grow((void **)&w->changed, &w->changed_cap, n ? n : 1, 1)) < 0 ||
+        (rc = prepare_extras(w, snap, info, ninfo, &nnames, &ncpu, w->changed)) < 0)
+        return rc;
+    /* A new process image (exec), or a new slot layout: a new chunk, so the
+     * layout and absolute values stand on their own. */
     int exec = w->have_prev && si->image != felix_snapshot_get_info(w->prev)->image;
-    /* Chunk boundaries. */
+    int relayout = w->have_prev && si->slot_size != felix_snapshot_get_info(w->prev)->slot_size;
+    int new_chunk = !w->chunk_open || exec || relayout;
     if (w->chunk_open) {
         struct chunk_entry *c = &w->chunks[w->nchunks];
-        if (exec || c->samples >= w->opt.chunk_samples || t - c->first_t >= w->opt.chunk_ns)
-            if ((rc = close_chunk(w)) < 0)
-                return rc;
+        new_chunk |= c->samples >= w->opt.chunk_samples || t - c->first_t >= w->opt.chunk_ns;
     }
-    if (!w->chunk_open) {
-        if ((rc = fx_grow((void **)&w->chunks, &w->chunks_cap, w->nchunks + 1, sizeof *w->chunks)) < 0)
+    /* The deltas' buffers last: a new layout starts them over, which only
+     * a key sample (a new chunk) may see. */
+    if ((rc = fx_grow_deltas(&w->dl, n, nwords)) < 0)
+        return rc;
+    if (new_chunk) {
+        if ((rc = close_chunk(w)) < 0)
             return rc;
         struct chunk_entry *c = &w->chunks[w->nchunks];
         memset(c, 0, sizeof *c);
@@ -395,15 +407,7 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         w->in_chunk = 0;
     }
     int key = !w->in_chunk;
-    size_t n = si->nthreads, nwords = (size_t)si->nknown + si->nextra;
-    if ((rc = grow_words(w, nwords ? nwords : 1)) < 0)
-        return rc;
-    size_t nnames = 0, ncpu = 0;
-    if ((rc = fx_grow((void **)&w->changed, &w->changed_cap, n ? n : 1, 1)) < 0)
-        return rc;
     unsigned char *changed = w->changed;
-    if ((rc = prepare_extras(w, snap, info, ninfo, &nnames, &ncpu, changed)) < 0)
-        return rc;
     /* Thread set changes become events (not for the very first sample). */
     if (w->have_prev) {
         felix_rec_event ev;
@@ -454,8 +458,6 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     enc_uint(b, 1), enc_int(b, t);
     if (key)
         enc_uint(b, 2), enc_bool(b, 1);
-    if ((rc = fx_grow_deltas(&w->dl, n, nwords)) < 0)
-        return rc;
     enc_uint(b, 3), enc_arr(b, n);
     for (size_t i = 0; i < n; i++) {
         const felix_thread *th = felix_snapshot_thread(snap, i);
@@ -585,7 +587,7 @@ static int write_index(felix_rec_writer *w)
     /* The seekable format's seek table: header frame, then every chunk. */
     size_t nframes = w->nchunks + 1;
     size_t tsize = nframes * 8 + 9;
-    unsigned char *t = malloc(8 + tsize);
+    unsigned char *t = fx_malloc(8 + tsize);
     if (!t)
         return fx_fail(FELIX_ENOMEM, "out of memory writing the seek table");
     put_le32(t, FX_MAGIC_SEEKTABLE);
@@ -601,7 +603,7 @@ static int write_index(felix_rec_writer *w)
     p[4] = 0;
     put_le32(p + 5, FX_MAGIC_SEEKABLE_FOOTER);
     rc = w_out(w, t, 8 + tsize);
-    free(t);
+    fx_free(t);
     return rc;
 }
 
@@ -637,14 +639,14 @@ int felix_rec_writer_close(felix_rec_writer *w, const char *reason)
         rc = fx_fail(fx_errno_code(errno), "cannot close the recording: %s", strerror(errno));
     ZSTD_freeCCtx(w->cctx);
     felix_snapshot_free(w->prev);
-    free(w->item.p);
-    free(w->obuf);
-    free(w->chunks);
+    fx_free(w->item.p);
+    fx_free(w->obuf);
+    fx_free(w->chunks);
     fx_extras_free(&w->ex);
-    free(w->wbuf);
-    free(w->pbuf);
-    free(w->changed);
+    fx_free(w->wbuf);
+    fx_free(w->pbuf);
+    fx_free(w->changed);
     fx_deltas_free(&w->dl);
-    free(w);
+    fx_free(w);
     return rc;
 }

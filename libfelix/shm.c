@@ -58,6 +58,7 @@ struct felix_shm {
     int live;             /* a live process's segment: restart semantics */
     unsigned char *buf;   /* the object's bytes, at their offsets */
     size_t buf_cap;
+    void *buf_block;    /* what buf was carved from (page-aligned inside) */
     uint32_t *blk_gen;    /* per block: the read generation it was filled in */
     size_t nblk_cap;
     uint32_t rgen;        /* this snapshot's read generation */
@@ -313,17 +314,17 @@ int felix_shm_snapshot_image(const void *image, size_t len, felix_snapshot *snap
     if (rc < 0)
         return rc;
     fill_snapshot_header(snap, &h);
-    uint32_t *gens = calloc(h.nslots ? h.nslots : 1, sizeof *gens);
-    uint64_t *buf = malloc(h.slot_size);
+    uint32_t *gens = fx_calloc(h.nslots ? h.nslots : 1, sizeof *gens);
+    uint64_t *buf = fx_malloc(h.slot_size);
     if (!gens || !buf) {
-        free(gens);
-        free(buf);
+        fx_free(gens);
+        fx_free(buf);
         return fx_fail(FELIX_ENOMEM, "out of memory walking a %zu-byte image", len);
     }
     struct source src = {image, len, NULL, buf};
     walk(&src, h.mapped_size, &h, snap, gens, 1);
-    free(gens);
-    free(buf);
+    fx_free(gens);
+    fx_free(buf);
     return 0;
 }
 
@@ -334,27 +335,28 @@ static int reserve(felix_shm *shm, size_t readable, size_t nslots)
     if (nblk * BLOCK > shm->buf_cap) {
         /* Never used past what pread fills, so untouched pages of a large
          * object's buffer stay virtual. */
-        unsigned char *b = aligned_alloc(BLOCK, nblk * BLOCK);
-        if (!b)
+        void *blk = fx_malloc(nblk * BLOCK + BLOCK - 1);
+        if (!blk)
             return fx_fail(FELIX_ENOMEM, "out of memory for a %zu-byte copy of %s", readable, shm->info.path);
-        free(shm->buf);
-        shm->buf = b;
+        fx_free(shm->buf_block);
+        shm->buf_block = blk;
+        shm->buf = (unsigned char *)(((uintptr_t)blk + BLOCK - 1) & ~(uintptr_t)(BLOCK - 1));
         shm->buf_cap = nblk * BLOCK;
     }
     if (nblk > shm->nblk_cap) {
-        uint32_t *g = calloc(nblk, sizeof *g);
+        uint32_t *g = fx_calloc(nblk, sizeof *g);
         if (!g)
             return fx_fail(FELIX_ENOMEM, "out of memory for %zu blocks", nblk);
-        free(shm->blk_gen);
+        fx_free(shm->blk_gen);
         shm->blk_gen = g;
         shm->nblk_cap = nblk;
         shm->rgen = 0;
     }
     if (nslots > shm->gens_cap) {
-        uint32_t *g = calloc(nslots, sizeof *g);
+        uint32_t *g = fx_calloc(nslots, sizeof *g);
         if (!g)
             return fx_fail(FELIX_ENOMEM, "out of memory for %zu slots", nslots);
-        free(shm->gens);
+        fx_free(shm->gens);
         shm->gens = g;
         shm->gens_cap = nslots;
         shm->gen = 0;
@@ -542,7 +544,7 @@ static int open_common(felix_shm **out, const char *path, pid_t pid, unsigned fl
                            path, (unsigned)st.st_uid, (int)pid, (unsigned)pst.st_uid);
         }
     }
-    felix_shm *shm = calloc(1, sizeof *shm);
+    felix_shm *shm = fx_calloc(1, sizeof *shm);
     if (!shm) {
         close(fd);
         return fx_fail(FELIX_ENOMEM, "out of memory attaching %s", path);
@@ -605,10 +607,10 @@ void felix_shm_close(felix_shm *shm)
         return;
     if (shm->fd >= 0)
         close(shm->fd);
-    free(shm->buf);
-    free(shm->blk_gen);
-    free(shm->gens);
-    free(shm);
+    fx_free(shm->buf_block);
+    fx_free(shm->blk_gen);
+    fx_free(shm->gens);
+    fx_free(shm);
 }
 
 const felix_shm_info *felix_shm_get_info(const felix_shm *shm)

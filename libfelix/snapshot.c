@@ -65,12 +65,12 @@ int felix_snapshot_new(felix_snapshot **out)
 {
     if (!out)
         return fx_fail(FELIX_EINVAL, "felix_snapshot_new: out is NULL");
-    felix_snapshot *s = calloc(1, sizeof *s);
+    felix_snapshot *s = fx_calloc(1, sizeof *s);
     if (!s)
         return fx_fail(FELIX_ENOMEM, "out of memory creating a snapshot");
     int rc = felix_mem_new(&s->mem);
     if (rc < 0) {
-        free(s);
+        fx_free(s);
         return rc;
     }
     s->info.slot_size = 80;
@@ -83,11 +83,11 @@ void felix_snapshot_free(felix_snapshot *s)
 {
     if (!s)
         return;
-    free(s->threads);
-    free(s->extra);
-    free(s->index);
+    fx_free(s->threads);
+    fx_free(s->extra);
+    fx_free(s->index);
     felix_mem_free(s->mem);
-    free(s);
+    fx_free(s);
 }
 
 const felix_snapshot_info *felix_snapshot_get_info(const felix_snapshot *s)
@@ -163,13 +163,15 @@ static void index_insert(felix_snapshot *s, uint32_t i)
 static int index_reserve(felix_snapshot *s, size_t need)
 {
     size_t cap = s->index_cap ? s->index_cap : 64;
+    if (need > SIZE_MAX / 4 / sizeof *s->index)
+        return fx_fail(FELIX_ENOMEM, "cannot index %zu threads", need);
     while (cap < need * 2)
         cap *= 2;
     if (cap != s->index_cap) {
-        uint32_t *idx = calloc(cap, sizeof *idx);
+        uint32_t *idx = fx_calloc(cap, sizeof *idx);
         if (!idx)
             return fx_fail(FELIX_ENOMEM, "out of memory indexing %zu threads", need);
-        free(s->index);
+        fx_free(s->index);
         s->index = idx;
         s->index_cap = cap;
     } else {
@@ -245,20 +247,20 @@ int felix_snapshot_copy(felix_snapshot *dst, const felix_snapshot *src)
         return fx_fail(FELIX_EINVAL, "felix_snapshot_copy: NULL snapshot");
     if (dst == src)
         return 0;
+    /* Everything that can fail comes first, so a failed copy leaves dst as
+     * it was (the last step, the memory table's copy, is all or nothing). */
     size_t n = src->info.nthreads, ne = src->info.nextra;
     int rc;
     if ((rc = fx_grow((void **)&dst->threads, &dst->threads_cap, n, sizeof *dst->threads)) < 0 ||
-        (ne && (rc = fx_grow((void **)&dst->extra, &dst->extra_cap, n * ne, sizeof *dst->extra)) < 0))
+        (ne && n && (rc = fx_grow((void **)&dst->extra, &dst->extra_cap, n * ne, sizeof *dst->extra)) < 0) ||
+        (n * 2 > dst->index_cap && (rc = index_reserve(dst, n)) < 0) ||
+        (src->has_mem && (rc = felix_mem_copy(dst->mem, src->mem)) < 0))
         return rc;
     if (n)
         memcpy(dst->threads, src->threads, n * sizeof *dst->threads);
     if (n && ne)
         memcpy(dst->extra, src->extra, n * ne * sizeof *dst->extra);
     dst->info = src->info;
-    if ((rc = index_reserve(dst, n)) < 0)
-        return rc;
     dst->has_mem = src->has_mem;
-    if (src->has_mem && (rc = felix_mem_copy(dst->mem, src->mem)) < 0)
-        return rc;
-    return 0;
+    return index_reserve(dst, n); /* a rebuild: the table is large enough */
 }

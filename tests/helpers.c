@@ -164,3 +164,143 @@ int sim_stop(pid_t pid)
     }
     return st;
 }
+
+/* ---- the counting allocator ---- */
+
+#include <felix/felix.h>
+#include <pthread.h>
+
+struct block_head {
+    size_t size;
+    size_t pad; /* keeps blocks 16-byte aligned */
+};
+
+static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static long a_calls, a_fail_at, a_failed, a_blocks;
+static int a_paused;
+static size_t a_live, a_peak;
+
+static int a_should_fail(void)
+{
+    if (a_paused)
+        return 0;
+    a_calls++;
+    if (a_fail_at > 0 && a_calls >= a_fail_at) {
+        a_failed++;
+        return 1;
+    }
+    return 0;
+}
+
+static void *a_malloc(size_t n, void *ctx)
+{
+    (void)ctx;
+    pthread_mutex_lock(&alloc_lock);
+    struct block_head *b = a_should_fail() ? NULL : malloc(sizeof *b + n);
+    if (b) {
+        b->size = n;
+        a_blocks++;
+        a_live += n;
+        if (a_live > a_peak)
+            a_peak = a_live;
+    }
+    pthread_mutex_unlock(&alloc_lock);
+    return b ? b + 1 : NULL;
+}
+
+static void a_free(void *p, void *ctx)
+{
+    (void)ctx;
+    if (!p)
+        return;
+    struct block_head *b = (struct block_head *)p - 1;
+    pthread_mutex_lock(&alloc_lock);
+    a_blocks--;
+    a_live -= b->size;
+    pthread_mutex_unlock(&alloc_lock);
+    free(b);
+}
+
+static void *a_realloc(void *p, size_t n, void *ctx)
+{
+    if (!p)
+        return a_malloc(n, ctx);
+    struct block_head *old = (struct block_head *)p - 1;
+    pthread_mutex_lock(&alloc_lock);
+    size_t was = old->size;
+    struct block_head *b = a_should_fail() ? NULL : realloc(old, sizeof *b + n);
+    if (b) {
+        b->size = n;
+        a_live = a_live - was + n;
+        if (a_live > a_peak)
+            a_peak = a_live;
+    }
+    pthread_mutex_unlock(&alloc_lock);
+    return b ? b + 1 : NULL;
+}
+
+void t_alloc_install(void)
+{
+    static const felix_allocator a = {a_malloc, a_realloc, a_free, NULL};
+    felix_set_allocator(&a);
+}
+
+void t_alloc_fail_at(long n)
+{
+    pthread_mutex_lock(&alloc_lock);
+    a_fail_at = n;
+    a_calls = a_failed = 0;
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+void t_alloc_heal(void)
+{
+    pthread_mutex_lock(&alloc_lock);
+    a_fail_at = 0;
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+void t_alloc_pause(int paused)
+{
+    pthread_mutex_lock(&alloc_lock);
+    a_paused = paused;
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+long t_alloc_calls(void) { return a_calls; }
+long t_alloc_failed(void) { return a_failed; }
+long t_alloc_blocks(void) { return a_blocks; }
+size_t t_alloc_peak(void) { return a_peak; }
+void t_alloc_reset_peak(void) { a_peak = a_live; }
+
+long t_oom_loop(const char *what, int (*step)(void *arg), void *arg)
+{
+    t_alloc_install();
+    for (long n = 1;; n++) {
+        long blocks = t_alloc_blocks();
+        t_alloc_fail_at(n);
+        int rc = step(arg);
+        long calls = t_alloc_calls(), failed = t_alloc_failed();
+        t_alloc_fail_at(0);
+        if (t_alloc_blocks() != blocks) {
+            fprintf(stderr, "%s: failing allocation %ld: %ld blocks leaked\n", what, n, t_alloc_blocks() - blocks);
+            return -1;
+        }
+        if (rc != 0 && rc != FELIX_ENOMEM) {
+            fprintf(stderr, "%s: failing allocation %ld: error %d (%s), not FELIX_ENOMEM\n", what, n, rc,
+                    felix_error_detail());
+            return -1;
+        }
+        if (rc != 0 && failed == 0) {
+            fprintf(stderr, "%s: FELIX_ENOMEM with no allocation failed\n", what);
+            return -1;
+        }
+        if (calls < n) { /* nothing failed: the whole step ran */
+            if (rc != 0) {
+                fprintf(stderr, "%s: error %d with no allocation failing\n", what, rc);
+                return -1;
+            }
+            return n;
+        }
+    }
+}

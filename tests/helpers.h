@@ -33,6 +33,26 @@ int sim_stop(pid_t pid);
 /* Wait for exit (at most ms); returns wait status or -1 on timeout. */
 int sim_wait(pid_t pid, int ms);
 
+/* A counting allocator for libfelix (felix_set_allocator) that can fail:
+ * t_alloc_install() puts it in place; t_alloc_fail_at(n) makes the nth
+ * allocation from now on fail, and every one after it too (0: none fail). */
+void t_alloc_install(void);
+void t_alloc_fail_at(long n);
+void t_alloc_heal(void);         /* no more failures (the counts go on) */
+void t_alloc_pause(int paused);  /* while paused, allocations neither count nor fail */
+long t_alloc_calls(void);        /* allocations since the last t_alloc_fail_at */
+long t_alloc_failed(void);       /* of them, how many failed */
+long t_alloc_blocks(void);       /* blocks live */
+size_t t_alloc_peak(void);       /* most bytes live at once since t_alloc_reset_peak */
+void t_alloc_reset_peak(void);
+
+/* Run step(arg) with the nth allocation failing, for n = 1, 2, ... until a
+ * run needs no more allocations than n - 1 (so none failed). step returns 0
+ * when it got through, or the felix error it stopped at, which must be
+ * FELIX_ENOMEM; every run must free what it allocated. Returns the number
+ * of runs, or -1 (with a message) on a wrong error or a leak. */
+long t_oom_loop(const char *what, int (*step)(void *arg), void *arg);
+
 int64_t t_now_ns(void);
 void t_sleep_ms(int ms);
 /* A temporary directory for this test (created once). */

@@ -767,5 +767,306 @@ static void extreme_times(void)
     felix_snapshot_free(b);
 }
 
-T_MAIN(T(index_is_a_hint), T(extreme_times), T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),
+/* Every amplification class of tests/make_hostile.c: a file of at most
+ * 1 MiB, read whole (and summarised, and seeked in) with at most 64 MiB of
+ * the library's memory live at once (zstd's included), and the outcome the
+ * file calls for. */
+static void memory_bounded(void)
+{
+    static const char *const classes[] = {"bomb", "bomb-big", "declared", "slots", "slots-over",
+                                          "threads", "threads-over", "tokens", "deep", "index"};
+    const char *gen = getenv("FELIX_MAKE_HOSTILE");
+    REQUIRE(gen != NULL);
+    t_alloc_install();
+    for (size_t k = 0; k < sizeof classes / sizeof *classes; k++) {
+        char path[256], cmd[600], outcome[64] = "";
+        snprintf(path, sizeof path, "%s/hostile-%s.felix", t_tmpdir(), classes[k]);
+        snprintf(cmd, sizeof cmd, "'%s' %s '%s'", gen, classes[k], path);
+        FILE *p = popen(cmd, "r");
+        REQUIRE(p && fgets(outcome, sizeof outcome, p));
+        REQUIRE(pclose(p) == 0);
+        struct stat st;
+        REQUIRE(stat(path, &st) == 0);
+        CHECK(st.st_size <= (1 << 20));
+        unsigned long long want = 0;
+        int corrupt = strncmp(outcome, "corrupt", 7) == 0;
+        REQUIRE(corrupt || sscanf(outcome, "samples %llu", &want) == 1);
+        t_alloc_reset_peak();
+        felix_rec_reader *r;
+        felix_snapshot *s;
+        REQUIRE(felix_snapshot_new(&s) == 0);
+        REQUIRE(felix_rec_reader_open_path(&r, path) == 0);
+        int rc;
+        unsigned long long n = 0;
+        while ((rc = felix_rec_next_sample(r, s)) == 0)
+            n++;
+        if (corrupt) {
+            CHECK_EQ(rc, FELIX_ECORRUPT);
+        } else {
+            CHECK_EQ(rc, FELIX_EEOF);
+            CHECK_EQ(n, want);
+            uint64_t total = 0;
+            CHECK_EQ(felix_rec_summary(r, &total, NULL), 0);
+            CHECK_EQ(total, want);
+            CHECK_EQ(felix_rec_seek_sample(r, want / 2), 0);
+            CHECK_EQ(felix_rec_next_sample(r, s), 0);
+        }
+        felix_rec_reader_close(r);
+        felix_snapshot_free(s);
+        size_t peak = t_alloc_peak();
+        fprintf(stderr, "%-10s %7lld bytes: %s, peak %.1f MiB\n", classes[k], (long long)st.st_size,
+                corrupt ? "corrupt" : "read", peak / 1048576.0);
+        CHECK(peak <= (64u << 20));
+    }
+    felix_set_allocator(NULL);
+}
+
+/* A digest of everything a read hands out: items, samples' every field,
+ * names, CPU times, regions, events. */
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n--)
+        h = (h ^ *b++) * 1099511628211ull;
+    return h;
+}
+
+/* Read r to its end into *digest; an out-of-memory failure is retried once
+ * the allocator heals (the call must then go on as if it had not failed).
+ * Returns 0, or the first error that is not the end. */
+static int read_digest(felix_rec_reader *r, felix_snapshot *s, uint64_t *digest, int *oom)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (;;) {
+        felix_rec_event ev;
+        int item = 0, rc = felix_rec_next(r, s, &ev, &item);
+        if (rc == FELIX_ENOMEM && t_alloc_failed()) {
+            *oom = 1;
+            t_alloc_heal();
+            continue;
+        }
+        if (rc == FELIX_EEOF)
+            break;
+        if (rc < 0)
+            return rc;
+        h = mix(h, &item, sizeof item);
+        if (item == FELIX_REC_EVENT) {
+            h = mix(h, &ev.kind, sizeof ev.kind), h = mix(h, &ev.tid, sizeof ev.tid);
+            h = mix(h, &ev.count, sizeof ev.count), h = mix(h, &ev.mono_ns, sizeof ev.mono_ns);
+            h = mix(h, &ev.status, sizeof ev.status), h = mix(h, ev.reason, strlen(ev.reason));
+        } else if (item == FELIX_REC_SAMPLE) {
+            const felix_snapshot_info *si = felix_snapshot_get_info(s);
+            h = mix(h, &si->mono_ns, sizeof si->mono_ns), h = mix(h, &si->wall_ns, sizeof si->wall_ns);
+            h = mix(h, &si->nthreads, sizeof si->nthreads), h = mix(h, &si->size, sizeof si->size);
+            for (size_t i = 0; i < si->nthreads; i++) {
+                const felix_thread *t = felix_snapshot_thread(s, i);
+                h = mix(h, &t->tid, sizeof t->tid), h = mix(h, t->c, sizeof t->c);
+                if (si->nextra)
+                    h = mix(h, felix_snapshot_extra(s, i), si->nextra * 8);
+                const char *name = felix_rec_thread_name(r, t->tid);
+                if (name)
+                    h = mix(h, name, strlen(name));
+                uint64_t cpu;
+                if (felix_rec_thread_cpu_ns(r, t->tid, &cpu) == 0)
+                    h = mix(h, &cpu, sizeof cpu);
+            }
+            const felix_mem *m = felix_snapshot_mem(s);
+            for (size_t i = 0; m && i < felix_mem_count(m); i++) {
+                const felix_region *g = felix_mem_region(m, i);
+                h = mix(h, g->name, strlen(g->name)), h = mix(h, &g->rss, sizeof g->rss);
+            }
+        }
+    }
+    *digest = h;
+    return 0;
+}
+
+struct oom_read {
+    const char *path;
+    uint64_t want, want_mid;
+    uint64_t mid;
+};
+
+/* Open, read, summarise, seek and read again. */
+static int oom_read_step(void *arg)
+{
+    struct oom_read *o = arg;
+    felix_rec_reader *r;
+    felix_snapshot *s;
+    int rc = felix_snapshot_new(&s), oom = 0;
+    if (rc < 0)
+        return rc;
+    if ((rc = felix_rec_reader_open_path(&r, o->path)) < 0) {
+        felix_snapshot_free(s);
+        return rc;
+    }
+    uint64_t d = 0, total = 0;
+    if ((rc = read_digest(r, s, &d, &oom)) == 0 && o->want && d != o->want) {
+        fprintf(stderr, "a read that met out-of-memory handed out other data\n");
+        rc = -100;
+    }
+    if (rc == 0 && (rc = felix_rec_summary(r, &total, NULL)) == FELIX_ENOMEM) {
+        oom = 1;
+        t_alloc_heal();
+        rc = felix_rec_summary(r, &total, NULL);
+    }
+    if (rc == 0 && (rc = felix_rec_seek_sample(r, o->mid)) == FELIX_ENOMEM) {
+        oom = 1; /* the position is undefined after a failed seek: seek again */
+        t_alloc_heal();
+        rc = felix_rec_seek_sample(r, o->mid);
+    }
+    if (rc == 0 && (rc = read_digest(r, s, &d, &oom)) == 0 && o->want_mid && d != o->want_mid) {
+        fprintf(stderr, "a read after a seek that met out-of-memory handed out other data\n");
+        rc = -100;
+    }
+    if (rc == 0 && total != NSAMPLES)
+        rc = -101;
+    felix_rec_reader_close(r);
+    felix_snapshot_free(s);
+    return rc < 0 ? rc : oom ? FELIX_ENOMEM : 0;
+}
+
+/* The reader under out-of-memory at every allocation in turn: it fails
+ * cleanly, leaks nothing, and once memory is back goes on exactly as a
+ * read that never failed. */
+static void oom_reader(void)
+{
+    struct oom_read o = {0};
+    char path[256];
+    snprintf(path, sizeof path, "%s/oom-read.felix", t_tmpdir());
+    REQUIRE(write_session(path, 112, 5, NULL) == 0);
+    o.path = path;
+    o.mid = NSAMPLES / 2 + 1;
+    REQUIRE(oom_read_step(&o) == 0); /* the digests of a read that never fails */
+    felix_rec_reader *r;
+    felix_snapshot *s;
+    int oom = 0;
+    REQUIRE(felix_snapshot_new(&s) == 0 && felix_rec_reader_open_path(&r, path) == 0);
+    REQUIRE(read_digest(r, s, &o.want, &oom) == 0);
+    REQUIRE(felix_rec_seek_sample(r, o.mid) == 0 && read_digest(r, s, &o.want_mid, &oom) == 0);
+    felix_rec_reader_close(r);
+    felix_snapshot_free(s);
+    long runs = t_oom_loop("reader", oom_read_step, &o);
+    fprintf(stderr, "reader: %ld runs, one failing allocation each\n", runs);
+    CHECK(runs > 20);
+    felix_set_allocator(NULL);
+}
+
+struct oom_write {
+    const char *path;
+    uint64_t want;
+};
+
+/* Write the session; a call that ran out of memory is made again once the
+ * allocator heals: it must then go on (the file as if nothing failed), or
+ * say the writer is failed for good (the file a clean prefix). */
+static int oom_write_step(void *arg)
+{
+    struct oom_write *o = arg;
+    felix_rec_header h;
+    fill_header(&h, 80);
+    felix_rec_options opt = {0};
+    opt.chunk_samples = 5;
+    felix_rec_writer *w;
+    felix_snapshot *s;
+    int rc = felix_snapshot_new(&s), oom = 0, dead = 0;
+    if (rc < 0)
+        return rc;
+    if ((rc = felix_rec_writer_open_path(&w, o->path, &h, &opt)) < 0) {
+        felix_snapshot_free(s);
+        return rc;
+    }
+    for (int i = 0; i < NSAMPLES && !dead; i++) {
+        t_alloc_pause(1);
+        make_sample(s, i, 80);
+        t_alloc_pause(0);
+        felix_rec_thread_info info[8];
+        size_t n;
+        make_info(info, &n, i);
+        rc = felix_rec_write_sample(w, s, info, n);
+        if (rc == FELIX_ENOMEM) {
+            oom = 1;
+            t_alloc_heal();
+            rc = felix_rec_write_sample(w, s, info, n);
+            dead = rc == FELIX_ENOMEM; /* failed for good */
+            if (rc < 0 && !dead)
+                break;
+        } else if (rc < 0) {
+            break;
+        }
+        if (i == 5 && !dead) {
+            felix_rec_event ev = {0};
+            ev.kind = FELIX_EV_SAMPLES_MISSED;
+            ev.mono_ns = felix_snapshot_get_info(s)->mono_ns;
+            ev.count = 3;
+            if ((rc = felix_rec_write_event(w, &ev)) == FELIX_ENOMEM) {
+                oom = 1;
+                t_alloc_heal();
+                dead = (rc = felix_rec_write_event(w, &ev)) == FELIX_ENOMEM;
+            }
+        }
+    }
+    if (rc < 0 && !dead) {
+        felix_rec_writer_close(w, NULL);
+        felix_snapshot_free(s);
+        return rc;
+    }
+    int crc = felix_rec_writer_close(w, "process exited");
+    if (crc == FELIX_ENOMEM)
+        oom = dead = 1;
+    felix_snapshot_free(s);
+    /* Read the file back with memory that does not fail. */
+    t_alloc_pause(1);
+    felix_rec_reader *r;
+    int ok = 0;
+    if (felix_snapshot_new(&s) == 0 && felix_rec_reader_open_path(&r, o->path) == 0) {
+        int samples = 0, started = 0, item = 0, prc;
+        felix_rec_event ev;
+        while ((prc = felix_rec_next(r, s, &ev, &item)) == 0) {
+            if (item == FELIX_REC_SAMPLE && !same_sample(s, samples++, 80))
+                break;
+            started += item == FELIX_REC_EVENT && ev.kind == FELIX_EV_THREAD_STARTED;
+        }
+        felix_rec_reader_close(r);
+        if (!dead) {
+            uint64_t d = 0;
+            int x = 0;
+            ok = prc == FELIX_EEOF && samples == NSAMPLES && felix_rec_reader_open_path(&r, o->path) == 0 &&
+                 read_digest(r, s, &d, &x) == 0 && (o->want == 0 || d == o->want);
+            if (ok && o->want == 0)
+                o->want = d;
+            if (ok || prc == FELIX_EEOF)
+                felix_rec_reader_close(r);
+        } else {
+            /* A clean prefix: every sample whole and right, no event twice. */
+            ok = (prc == FELIX_EEOF || prc == FELIX_ETRUNC) && samples <= NSAMPLES && started <= 3;
+        }
+        if (!ok)
+            fprintf(stderr, "after out-of-memory (%s) the file holds %d samples, %d thread starts, ends with %d\n",
+                    dead ? "failed for good" : "retried", samples, started, prc);
+    }
+    felix_snapshot_free(s);
+    t_alloc_pause(0);
+    if (!ok)
+        return -100;
+    return oom ? FELIX_ENOMEM : 0;
+}
+
+/* The writer under out-of-memory at every allocation in turn: a call writes
+ * a whole sample or nothing (then it can be made again), or the writer is
+ * failed for good; never a sample's events twice. */
+static void oom_writer(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/oom-write.felix", t_tmpdir());
+    struct oom_write o = {path, 0};
+    t_alloc_install();
+    REQUIRE(oom_write_step(&o) == 0 && o.want != 0);
+    long runs = t_oom_loop("writer", oom_write_step, &o);
+    fprintf(stderr, "writer: %ld runs, one failing allocation each\n", runs);
+    CHECK(runs > 20);
+    felix_set_allocator(NULL);
+}
+
+T_MAIN(T(memory_bounded), T(oom_reader), T(oom_writer), T(index_is_a_hint), T(extreme_times), T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),
        T(unknown_keys_skipped), T(seek_with_and_without_index), T(pipes), T(full_disk))

@@ -72,6 +72,30 @@ const char *felix_strerror(int code);
  */
 const char *felix_error_detail(void);
 
+#include <stddef.h>
+
+/**
+ * Where libfelix (and the zstd contexts it creates) get memory. Each function
+ * gets ctx as its last argument; realloc and free see only blocks that this
+ * allocator's malloc or realloc returned. A function returning NULL is an
+ * out-of-memory condition: the call that needed the memory fails with
+ * FELIX_ENOMEM and leaves its handle usable (or, for a recording writer that
+ * had started writing the sample, failed for good), never half-updated.
+ */
+typedef struct felix_allocator {
+    void *(*malloc)(size_t size, void *ctx);
+    void *(*realloc)(void *ptr, size_t size, void *ctx);
+    void (*free)(void *ptr, void *ctx);
+    void *ctx;
+} felix_allocator;
+
+/**
+ * Use a for every allocation from now on (NULL: the C library's). Process-wide;
+ * call it while no libfelix handle exists (a handle is freed by the allocator
+ * that made it). FELIX_EINVAL if one of the three functions is NULL.
+ */
+int felix_set_allocator(const felix_allocator *a);
+
 #ifdef __cplusplus
 }
 #endif
