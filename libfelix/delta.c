@@ -90,13 +90,10 @@ static int restarted(const felix_thread *p, const felix_thread *c)
     return 0;
 }
 
-static int add_exited(felix_delta *d, const felix_thread *p)
+/* Room for it was made before the frame changed. */
+static void add_exited(felix_delta *d, const felix_thread *p)
 {
-    int rc;
     size_t n = d->frame.nexited;
-    if (n + 1 > d->exited_cap &&
-        (rc = fx_grow((void **)&d->exited, &d->exited_cap, n + 1, sizeof *d->exited)) < 0)
-        return rc;
     felix_thread_delta *e = &d->exited[n];
     memset(e, 0, sizeof *e);
     e->tid = p->tid;
@@ -105,7 +102,6 @@ static int add_exited(felix_delta *d, const felix_thread *p)
     for (int k = 0; k < FELIX_NCOUNTERS; k++)
         d->cum_gone[k] += p->c[k];
     d->frame.nexited = (uint32_t)(n + 1);
-    return 0;
 }
 
 /* Sort order[] by load, highest first, then by TID: a bottom-up merge sort
@@ -172,11 +168,15 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
                        (long long)pi->mono_ns, (long long)ci->mono_ns);
     size_t n = ci->nthreads;
     int rc;
-    if (n > d->live_cap &&
-        ((rc = fx_grow((void **)&d->live, &d->live_cap, n, sizeof *d->live)) < 0 ||
-         (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0 ||
-         (rc = fx_grow((void **)&d->keys, &d->keys_cap, n, sizeof *d->keys)) < 0 ||
-         (rc = fx_grow((void **)&d->keys2, &d->keys2_cap, n, sizeof *d->keys2)) < 0))
+    /* All the memory this frame can need, before anything changes: a
+     * failure leaves the context as it was (each buffer grows on its own,
+     * so one that grew while another failed is simply larger next time). */
+    size_t gone = pi ? pi->nthreads : 0;
+    if ((rc = fx_grow((void **)&d->live, &d->live_cap, n, sizeof *d->live)) < 0 ||
+        (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0 ||
+        (rc = fx_grow((void **)&d->keys, &d->keys_cap, n, sizeof *d->keys)) < 0 ||
+        (rc = fx_grow((void **)&d->keys2, &d->keys2_cap, n, sizeof *d->keys2)) < 0 ||
+        (rc = fx_grow((void **)&d->exited, &d->exited_cap, gone, sizeof *d->exited)) < 0)
         return rc;
 
     felix_frame *f = &d->frame;
@@ -202,8 +202,8 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
         for (uint32_t i = 0; i < pi->nthreads; i++) {
             const felix_thread *p = felix_snapshot_thread(prev, i);
             const felix_thread *c = exec ? NULL : same_thread(cur, i, p->tid);
-            if ((!c || restarted(p, c)) && (rc = add_exited(d, p)) < 0)
-                return rc;
+            if (!c || restarted(p, c))
+                add_exited(d, p);
         }
     }
 

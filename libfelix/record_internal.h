@@ -139,12 +139,11 @@ static inline size_t fx_thread_words(const felix_snapshot *s, size_t i, uint64_t
 
 #define FX_MAX_WORDS (0x10000 / 8)
 
-/* A sample holds at most what a FEX segment can: threads x slot size <= 4 MiB
- * (FEX's cap on its segment), and at most 65,536 threads (a 4 MiB segment of
- * today's 80-byte slots holds 52,428). Readers rely on both to bound their
- * memory. */
+/* A sample holds at most 32,768 threads and 4 MiB of thread slots (threads x
+ * slot size; FEX's cap on its segment). Readers rely on both to bound their
+ * memory: a reader and a delta over 32,768 threads take about 30 MiB. */
 #define FX_MAX_SAMPLE_SLOTS FELIX_SHM_FEX_MAX_SIZE
-#define FX_MAX_SAMPLE_THREADS 65536u
+#define FX_MAX_SAMPLE_THREADS 32768u
 
 /*
  * Each thread's last word deltas (cur - prev), aligned to a snapshot's

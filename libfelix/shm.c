@@ -251,7 +251,7 @@ static const uint64_t *slot_at(struct source *src, uint32_t off, size_t ss, int 
 
 /*
  * Walk the list into snap (already begun). gens has at least nslots entries.
- * Returns 0, or an error when the object shrank under the walk.
+ * Returns 0, or an error: the object shrank under the walk, or memory ran out.
  */
 static int walk(struct source *src, size_t readable, const felix_shm_info *h, felix_snapshot *snap,
                 uint32_t *gens, uint32_t gen)
@@ -282,9 +282,8 @@ static int walk(struct source *src, size_t readable, const felix_shm_info *h, fe
         } else if (!src->shm && fx_load32(src->p + off + SLOT_TID) != tid) {
             /* Freed (and maybe reused) while we copied: counters are mixed. */
             si->skipped_racing++;
-        } else {
-            /* Only fails on allocation; the thread is then missing. */
-            (void)felix_snapshot_append(snap, tid, off, slot + 1, nwords);
+        } else if ((rc = felix_snapshot_append(snap, tid, off, slot + 1, nwords)) < 0) {
+            return rc; /* out of memory: never a snapshot with a thread missing */
         }
         off = next;
     }
@@ -322,10 +321,13 @@ int felix_shm_snapshot_image(const void *image, size_t len, felix_snapshot *snap
         return fx_fail(FELIX_ENOMEM, "out of memory walking a %zu-byte image", len);
     }
     struct source src = {image, len, NULL, buf};
-    walk(&src, h.mapped_size, &h, snap, gens, 1);
+    rc = walk(&src, h.mapped_size, &h, snap, gens, 1);
     fx_free(gens);
     fx_free(buf);
-    return 0;
+    if (rc < 0) /* no thread list with a thread missing */
+        felix_snapshot_begin(snap, felix_snapshot_get_info(snap)->mono_ns, felix_snapshot_get_info(snap)->wall_ns,
+                             h.slot_size);
+    return rc;
 }
 
 /* Make the buffers hold an object of `readable` bytes with slots of ss. */
@@ -466,8 +468,9 @@ int felix_shm_snapshot(felix_shm *shm, felix_snapshot *snap)
     }
     struct source src = {shm->buf, 0, shm, NULL};
     rc = walk(&src, shm->readable, &shm->info, snap, shm->gens, shm->gen);
-    if (rc == FELIX_ERESTART) {
-        restarting(shm, "truncated while read", shm->readable);
+    if (rc < 0) { /* truncated under the walk, or out of memory: no threads */
+        if (rc == FELIX_ERESTART)
+            restarting(shm, "truncated while read", shm->readable);
         const felix_snapshot_info *si = felix_snapshot_get_info(snap);
         felix_snapshot_begin(snap, si->mono_ns, si->wall_ns, shm->info.slot_size);
         felix_snapshot_info_mut(snap)->image = shm->info.image;

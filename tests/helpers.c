@@ -304,3 +304,11 @@ long t_oom_loop(const char *what, int (*step)(void *arg), void *arg)
         }
     }
 }
+
+int t_oom_every(const char *what, int (*step)(void *arg), void *arg, long min_runs)
+{
+    long runs = t_oom_loop(what, step, arg);
+    fprintf(stderr, "%s: %ld runs, one failing allocation each\n", what, runs);
+    felix_set_allocator(NULL);
+    return runs > min_runs;
+}

@@ -52,6 +52,9 @@ void t_alloc_reset_peak(void);
  * FELIX_ENOMEM; every run must free what it allocated. Returns the number
  * of runs, or -1 (with a message) on a wrong error or a leak. */
 long t_oom_loop(const char *what, int (*step)(void *arg), void *arg);
+/* t_oom_loop, its count printed; then the C library's allocator again.
+ * Returns whether it went through more than min_runs runs. */
+int t_oom_every(const char *what, int (*step)(void *arg), void *arg, long min_runs);
 
 int64_t t_now_ns(void);
 void t_sleep_ms(int ms);

@@ -12,9 +12,10 @@
  *   slots      64 threads in 65,520-byte slots (4 MiB of slots, the most a
  *              sample may hold), 200 samples
  *   slots-over 65 of them: more than any statistics segment holds
- *   threads    65,536 distinct threads (the most a sample may hold) in
- *              48-byte slots, 20 samples
- *   threads-over 65,537 of them
+ *   threads    32,768 distinct threads (the most a sample may hold) in
+ *              80-byte slots, 20 samples
+ *   threads-over 32,769 of them
+ *   churn      32,768 threads, all of them replaced in every sample
  *   tokens     10 samples each carrying 7 M one-byte values in an unknown key
  *   deep       an item nested 1,000 deep
  *   index      a sound recording whose (checked) index declares 1,000,000
@@ -187,13 +188,13 @@ int main(int argc, char **argv)
         }
         end_item(samples * 1000, samples);
         corrupt = n == 65;
-    } else if (strcmp(cls, "threads") == 0 || strcmp(cls, "threads-over") == 0) {
-        header(0);
-        uint64_t n = cls[7] == '-' ? 65537 : 65536;
-        corrupt = n > 65536;
+    } else if (strcmp(cls, "threads") == 0 || strcmp(cls, "threads-over") == 0 || strcmp(cls, "churn") == 0) {
+        header(80);
+        uint64_t n = strcmp(cls, "threads-over") == 0 ? 32769 : 32768;
+        corrupt = n > 32768;
         for (samples = 0; samples < 20; samples++) {
             sample_start(1, samples * 1000, samples == 0);
-            threads(1000, n);
+            threads(cls[0] == 'c' && samples % 2 ? 1000000 : 1000, n);
         }
         end_item(samples * 1000, samples);
     } else if (strcmp(cls, "deep") == 0) {

@@ -1,4 +1,5 @@
 /* Deltas: loads, rates, flags and churn from hand-built snapshots. */
+#include "helpers.h"
 #include "t.h"
 
 #include <felix/felix.h>
@@ -206,6 +207,71 @@ static void snapshot_copy_and_find(void)
     felix_snapshot_free(b);
 }
 
-T_MAIN(T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
+/* A digest of the last frame: totals, flags, every live and exited thread. */
+static uint64_t frame_digest(const felix_delta *d)
+{
+    const felix_frame *f = felix_delta_frame(d);
+    uint64_t h = 1469598103934665603ull;
+#define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ull)
+    MIX(f->seq), MIX(f->nthreads), MIX(f->nstarted), MIX(f->nexited), MIX(f->flags), MIX(f->interval_ns);
+    for (int k = 0; k < FELIX_NCOUNTERS; k++)
+        MIX(f->d[k]), MIX(f->cum[k]);
+    for (size_t i = 0; i < f->nthreads; i++)
+        MIX(felix_delta_thread(d, i)->tid), MIX(felix_delta_thread(d, i)->state), MIX(felix_delta_thread(d, i)->d[0]);
+    for (size_t i = 0; i < f->nexited; i++)
+        MIX(felix_delta_exited(d, i)->tid), MIX(felix_delta_exited(d, i)->abs[0]);
+#undef MIX
+    return h;
+}
+
+struct oom_d {
+    felix_snapshot *s[3];
+    uint64_t want;
+};
+
+/* Three frames (baseline, growth, churn); a frame that ran out of memory is
+ * computed again once memory is back and must equal a frame never failed. */
+static int oom_delta_step(void *arg)
+{
+    struct oom_d *o = arg;
+    felix_delta *d;
+    int rc = felix_delta_new(&d, F, 4), oom = 0;
+    if (rc < 0)
+        return rc;
+    uint64_t h = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        rc = felix_delta_compute(d, i ? o->s[i - 1] : NULL, o->s[i]);
+        if (rc == FELIX_ENOMEM) {
+            oom = 1;
+            t_alloc_heal();
+            rc = felix_delta_compute(d, i ? o->s[i - 1] : NULL, o->s[i]);
+        }
+        h = h * 31 + frame_digest(d);
+    }
+    felix_delta_free(d);
+    if (rc == 0 && o->want && h != o->want)
+        return -100;
+    if (rc == 0 && !o->want)
+        o->want = h;
+    return rc < 0 ? rc : oom ? FELIX_ENOMEM : 0;
+}
+
+static void oom_delta(void)
+{
+    struct oom_d o = {{mk(1000), mk(1000000000), mk(2000000000)}, 0};
+    for (uint32_t t = 1; t <= 40; t++)
+        add(o.s[0], t, 64 + t * 80, t * 1000, 0, 0, 0, 0);
+    for (uint32_t t = 1; t <= 200; t++)
+        add(o.s[1], t, 64 + t * 80, t * 2000, t, 0, 0, 0);
+    for (uint32_t t = 150; t <= 400; t++) /* 1..149 exit, 201..400 start */
+        add(o.s[2], t, 64 + t * 80, t * 3000, t, 1, 0, 0);
+    t_alloc_install();
+    REQUIRE(oom_delta_step(&o) == 0 && o.want != 0);
+    CHECK(t_oom_every("delta", oom_delta_step, &o, 5));
+    for (int i = 0; i < 3; i++)
+        felix_snapshot_free(o.s[i]);
+}
+
+T_MAIN(T(oom_delta), T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
        T(churn_started_exited_reused), T(overtime_flagged), T(time_must_increase),
        T(snapshot_copy_and_find))

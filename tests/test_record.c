@@ -774,7 +774,7 @@ static void extreme_times(void)
 static void memory_bounded(void)
 {
     static const char *const classes[] = {"bomb", "bomb-big", "declared", "slots", "slots-over",
-                                          "threads", "threads-over", "tokens", "deep", "index"};
+                                          "threads", "threads-over", "churn", "tokens", "deep", "index"};
     const char *gen = getenv("FELIX_MAKE_HOSTILE");
     REQUIRE(gen != NULL);
     t_alloc_install();
@@ -946,10 +946,7 @@ static void oom_reader(void)
     REQUIRE(felix_rec_seek_sample(r, o.mid) == 0 && read_digest(r, s, &o.want_mid, &oom) == 0);
     felix_rec_reader_close(r);
     felix_snapshot_free(s);
-    long runs = t_oom_loop("reader", oom_read_step, &o);
-    fprintf(stderr, "reader: %ld runs, one failing allocation each\n", runs);
-    CHECK(runs > 20);
-    felix_set_allocator(NULL);
+    CHECK(t_oom_every("reader", oom_read_step, &o, 20));
 }
 
 struct oom_write {
@@ -1062,10 +1059,7 @@ static void oom_writer(void)
     struct oom_write o = {path, 0};
     t_alloc_install();
     REQUIRE(oom_write_step(&o) == 0 && o.want != 0);
-    long runs = t_oom_loop("writer", oom_write_step, &o);
-    fprintf(stderr, "writer: %ld runs, one failing allocation each\n", runs);
-    CHECK(runs > 20);
-    felix_set_allocator(NULL);
+    CHECK(t_oom_every("writer", oom_write_step, &o, 20));
 }
 
 T_MAIN(T(memory_bounded), T(oom_reader), T(oom_writer), T(index_is_a_hint), T(extreme_times), T(roundtrip_every_field), T(independent_decoder), T(cut_anywhere), T(corrupt_data),

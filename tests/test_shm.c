@@ -736,7 +736,87 @@ static void sparse_huge_object(void)
     unlink(path);
 }
 
-T_MAIN(T(header_too_short), T(version_mismatch), T(slot_size_rules), T(app_type_names),
+/* A digest of a snapshot's threads and counters. */
+static uint64_t snap_digest(const felix_snapshot *s)
+{
+    const felix_snapshot_info *si = felix_snapshot_get_info(s);
+    uint64_t h = 1469598103934665603ull ^ si->nthreads;
+    for (size_t i = 0; i < si->nthreads; i++) {
+        const felix_thread *t = felix_snapshot_thread(s, i);
+        h = (h ^ t->tid) * 1099511628211ull;
+        for (int k = 0; k < FELIX_NCOUNTERS; k++)
+            h = (h ^ t->c[k]) * 1099511628211ull;
+        for (size_t k = 0; k < si->nextra; k++)
+            h = (h ^ felix_snapshot_extra(s, i)[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+struct oom_snap {
+    const char *path;
+    img *im;
+    uint64_t want;
+};
+
+/* Open, snapshot twice (the object and its image); a snapshot that ran out
+ * of memory is taken again once memory is back, and must then be whole. */
+static int oom_snap_step(void *arg)
+{
+    struct oom_snap *o = arg;
+    felix_shm *shm;
+    felix_snapshot *s;
+    int rc = felix_snapshot_new(&s), oom = 0;
+    if (rc < 0)
+        return rc;
+    if ((rc = felix_shm_open_path(&shm, o->path, 0)) < 0) {
+        felix_snapshot_free(s);
+        return rc;
+    }
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        rc = pass ? felix_shm_snapshot_image(o->im->p, o->im->len, s) : felix_shm_snapshot(shm, s);
+        if (rc == FELIX_ENOMEM) {
+            oom = 1;
+            if (felix_snapshot_get_info(s)->nthreads != 0)
+                rc = -100; /* never a thread list with threads missing */
+            t_alloc_heal();
+            if (rc == FELIX_ENOMEM)
+                rc = pass ? felix_shm_snapshot_image(o->im->p, o->im->len, s) : felix_shm_snapshot(shm, s);
+        }
+        if (rc == 0 && o->want && snap_digest(s) != o->want)
+            rc = -101;
+        if (rc == 0 && !o->want)
+            o->want = snap_digest(s);
+    }
+    felix_shm_close(shm);
+    felix_snapshot_free(s);
+    return rc < 0 ? rc : oom ? FELIX_ENOMEM : 0;
+}
+
+/* Out of memory at every allocation in turn: clean failures, no leaks, no
+ * partial thread lists, and a whole snapshot once memory is back. */
+static void oom_snapshot(void)
+{
+    img im;
+    img_init(&im, 65536, 112);
+    uint32_t offs[300];
+    for (unsigned i = 0; i < 300; i++) {
+        uint64_t w[13];
+        for (int k = 0; k < 13; k++)
+            w[k] = i * 100u + (unsigned)k;
+        offs[i] = img_slot(&im, i, 5000 + i, w, 13);
+    }
+    img_link(&im, offs, 300);
+    char path[256];
+    snprintf(path, sizeof path, "%s/fex-oom-stats", t_tmpdir());
+    REQUIRE(img_write(&im, path) == 0);
+    struct oom_snap o = {path, &im, 0};
+    t_alloc_install();
+    REQUIRE(oom_snap_step(&o) == 0 && o.want != 0);
+    CHECK(t_oom_every("snapshot", oom_snap_step, &o, 10));
+    img_free(&im);
+}
+
+T_MAIN(T(oom_snapshot), T(header_too_short), T(version_mismatch), T(slot_size_rules), T(app_type_names),
        T(fex_version_escaped), T(walk_reads_counters), T(walk_legacy_and_extra),
        T(walk_bad_offsets), T(walk_cycle_ends), T(walk_free_and_duplicate),
        T(lying_size_is_ignored), T(grow_and_shrink), T(open_errors), T(foreign_owner_refused),

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from segimage import segment_image
+from segimage import huge_segment_image, segment_image
 
 WRAP = os.environ.get("FELIX_EXEC_WRAPPER", "").split()
 SIM = WRAP + [os.environ["FELIX_SIM"]]
@@ -656,6 +656,59 @@ def case_names_any_bytes():
     for p in sims:
         p.terminate()
         p.wait()
+
+
+def case_hostile_memory():
+    """Each amplification class of make_hostile (files of at most 1 MiB): felix-csv
+    reads it with at most 64 MiB of RSS, prints only what the file holds, and
+    names damage with status 7."""
+    gen = os.environ["FELIX_MAKE_HOSTILE"]
+    peak = 0
+    for cls in ["bomb", "bomb-big", "declared", "slots", "slots-over", "threads", "threads-over", "churn", "tokens",
+                "deep", "index"]:
+        path = os.path.join(TMP, "hostile-%s.felix" % cls)
+        outcome = subprocess.run([gen, cls, path], capture_output=True, text=True, check=True).stdout.split()
+        check(os.path.getsize(path) <= 1 << 20, "%s: at most 1 MiB" % cls)
+        with open(path + ".out", "wb") as o, open(path + ".err", "wb") as e:
+            p = subprocess.Popen(CSV + [path], stdout=o, stderr=e)
+            _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS
+            p.returncode = os.waitstatus_to_exitcode(status)
+        rc, err = p.returncode, open(path + ".err", "rb").read()
+        rows = open(path + ".out", "rb").read().decode().splitlines()[1:]
+        peak = max(peak, usage.ru_maxrss)
+        if outcome[0] == "corrupt":
+            check(rc == 7 and len(err.splitlines()) == 1 and b"byte" in err,
+                  "%s: status 7 and one line naming the byte: %d %r" % (cls, rc, err[:300]))
+        else:
+            # A row per sample after the first (its baseline).
+            check(rc == 0 and len(rows) == int(outcome[1]) - 1,
+                  "%s: %d rows, status 0: %d rows, %d %r" % (cls, int(outcome[1]) - 1, len(rows), rc, err[:300]))
+        print("%-12s felix-csv status %d, %.1f MiB RSS" % (cls, rc, usage.ru_maxrss / 1024), file=sys.stderr)
+    peak_kib = peak
+    print("hostile recordings: felix-csv peaked at %.1f MiB RSS" % (peak_kib / 1024), file=sys.stderr)
+    check(peak_kib <= 64 * 1024, "felix-csv RSS %.1f MiB <= 64 MiB" % (peak_kib / 1024))
+
+
+def case_too_many_threads():
+    """A live segment with more threads than a recording holds (felix86's 16 MiB,
+    209,714 threads): felix-rec says so in one line, exits 1, and what it wrote
+    is a closed recording that reads cleanly."""
+    holder = subprocess.Popen(["sleep", "120"])
+    seg = "/dev/shm/fex-%d-stats" % holder.pid
+    image, n = huge_segment_image()
+    with open(seg, "wb") as f:
+        f.write(image)
+    out = os.path.join(TMP, "huge.felix")
+    try:
+        r = run(REC + [str(holder.pid), "-i", "100ms", "-d", "2s", "-q", "-o", out], text=True)
+        check(r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "32768 threads" in r.stderr,
+              "status 1, one line naming the limit: %d %r" % (r.returncode, r.stderr))
+        c = run(CSV + [out], text=True)
+        check(c.returncode == 0, "the recording reads cleanly: %d %r" % (c.returncode, c.stderr))
+    finally:
+        os.unlink(seg)
+        holder.kill()
+        holder.wait()
 
 
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}

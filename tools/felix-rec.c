@@ -55,7 +55,8 @@ static void usage(FILE *f)
             "sample is taken; the recording marks the exec, and no figure spans the two images.\n"
             "Attaching to a brand-new object waits up to 2 s for FEX to write its header.\n\n"
             "Exit status:\n"
-            "  0    recorded until the process exited or the duration ended\n"            "  1    any other error (e.g. --help or --version could not be written)\n"
+            "  0    recorded until the process exited or the duration ended\n"            "  1    a sample larger than a recording holds (more than 32768 threads; the file is\n"
+            "       closed and readable), or any other error (e.g. --help could not be written)\n"
             "  2    usage error, or an output that would destroy data (an existing file without\n"
             "       --force, a FEX statistics object)\n"
             "  3    no such process\n"
@@ -227,8 +228,9 @@ int main(int argc, char **argv)
             if ((rc = felix_rec_write_sample(w, snap, lv.info, lv.ninfo)) < 0) {
                 tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
                            to_stdout ? "the output" : out);
-                reason = "I/O error";
-                exit_status = EXIT_IO;
+                /* More threads than a recording holds: not an I/O error. */
+                reason = rc == FELIX_ERANGE ? "a sample larger than a recording holds" : "I/O error";
+                exit_status = rc == FELIX_ERANGE ? EXIT_FAILURE_GENERIC : EXIT_IO;
                 break;
             }
             if (status_line && have_prev && felix_delta_compute(delta, prev, snap) == 0)

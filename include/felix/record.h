@@ -116,8 +116,15 @@ int felix_rec_writer_open_fd(felix_rec_writer **out, int fd, const felix_rec_hea
  * thread set; when the snapshot's image differs from the previous sample's
  * (an exec), an FELIX_EV_EXEC event is written, every thread of the old
  * image is reported exited and every thread of the new one started, and the
- * sample starts a new chunk (it may have another slot layout). Errors: FELIX_ENOSPC, FELIX_EPIPE, FELIX_EIO (the file then
- * holds every sample written before), FELIX_EINVAL (time going backwards).
+ * sample starts a new chunk (it may have another slot layout).
+ * A call writes the whole sample or none of it. Errors that write nothing
+ * (the call can be made again): FELIX_ENOMEM, FELIX_EINVAL (time going
+ * backwards), FELIX_ERANGE (more than 32,768 threads or 4 MiB of thread
+ * slots: more than a recording holds, docs/recording-format.md "Limits").
+ * Errors after the first byte (FELIX_ENOSPC, FELIX_EPIPE, FELIX_EIO, or
+ * FELIX_ENOMEM inside zstd) leave the writer failed for good: every later
+ * call returns the same error, and the file holds every sample written
+ * before, each one whole.
  */
 int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
                            const felix_rec_thread_info *info, size_t ninfo);
@@ -167,7 +174,10 @@ const felix_rec_header *felix_rec_reader_header(const felix_rec_reader *r);
  * Either way every whole item before was returned, each checked against its
  * CRC when the recording carries them (a recording whose header carries one
  * must carry one in every item); no item is returned unchecked. FELIX_EAGAIN: a non-blocking descriptor has no
- * more data yet (call again later; nothing is lost).
+ * more data yet (call again later; nothing is lost). FELIX_ENOMEM: nothing
+ * was consumed and snap is untouched; call again once memory is back.
+ * Memory is bounded whatever the file declares (docs/recording-format.md,
+ * "Limits"): items past those limits are FELIX_ECORRUPT.
  */
 int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *ev, int *out_item);
 /** Read until the next sample (events are skipped). FELIX_EEOF at the end. */
@@ -194,7 +204,9 @@ uint64_t felix_rec_offset(const felix_rec_reader *r);
 /**
  * Total samples and the time of the last chunk start (ns since the origin)
  * from the index, reading or rebuilding it (by scanning) as needed.
- * Errors: FELIX_ENOTSUP (input not seekable).
+ * Errors: FELIX_ENOTSUP (input not seekable), FELIX_ENOMEM (this, the seeks
+ * and felix_rec_region_names leave the read position undefined then: seek
+ * again; felix_rec_seek_sample(r, 0) needs no memory).
  */
 int felix_rec_summary(felix_rec_reader *r, uint64_t *out_samples, int64_t *out_last_chunk_ns);
 /**

@@ -1,4 +1,6 @@
 /* Fuzz target: attach + snapshot + delta on arbitrary segment bytes. */
+#include "fuzz_alloc.h"
+
 #include <felix/felix.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static felix_snapshot *a, *b;
     static felix_delta *d;
+    if (!a)
+        fuzz_alloc_install();
     if (!a && (felix_snapshot_new(&a) < 0 || felix_snapshot_new(&b) < 0 ||
                felix_delta_new(&d, 1000000000, 4) < 0))
         return 0;
