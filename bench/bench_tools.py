@@ -161,3 +161,33 @@ os.unlink(seg)
 samples = thread_samples(hugerec)[1] // n
 print("felix-rec at 1 s on 32,768 threads (the most a recording's sample holds): %d samples in 10 s, %.0f ms CPU "
       "per sample" % (samples, 1000 * cpu6 / max(samples, 1)))
+
+# 7. felix-top at 1 s on a process with 3,000 mappings besides FEX's: CPU per
+#    second with the memory panel expanded (smaps read every second) and
+#    collapsed (not read).
+if TOP:
+    p7, pid7 = sim("-t", "4", "--mappings", "3000")
+    sock = os.path.join(tmp, "tmux-maps.sock")
+    def tm7(*a):
+        return subprocess.run(["tmux", "-S", sock] + list(a), capture_output=True, text=True).stdout
+    cmd7 = "%s -i 1s %d" % (TOP, pid7)
+    tm7("new-session", "-d", "-x", "160", "-y", "50", cmd7 + "; sleep 60")
+    t0 = time.monotonic()
+    while "mappings" not in tm7("capture-pane", "-p") and time.monotonic() - t0 < 20:
+        time.sleep(0.1)
+    top7 = int(subprocess.run(["pgrep", "-n", "-f", cmd7], capture_output=True, text=True).stdout.split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    def cpu7():
+        with open("/proc/%d/stat" % top7) as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) / tick
+    span = max(10.0, SECS / 2)
+    c0 = cpu7(); time.sleep(span); open_cpu = (cpu7() - c0) / span
+    tm7("send-keys", "Down", "Enter")  # collapse the memory panel
+    time.sleep(1.5)
+    c0 = cpu7(); time.sleep(span); closed_cpu = (cpu7() - c0) / span
+    tm7("kill-server")
+    p7.terminate()
+    p7.wait()
+    print("felix-top at 1 s, a process with 3,000 more mappings: memory panel open %.2f%% CPU, collapsed %.2f%% "
+          "(smaps not read)" % (100 * open_cpu, 100 * closed_cpu))

@@ -7,6 +7,11 @@
  *  - exited[0..nexited) holds the threads of prev that ended in this frame.
  *  - cum_gone accumulates the last totals of every thread that ended since
  *    new/reset; frame.cum = cum_gone + the current totals of live threads.
+ *  - budget[0..nthreads) is aligned to the current snapshot like live[];
+ *    budget_prev to the previous frame's, which is this frame's prev when
+ *    the caller passes successive snapshots (checked: last_mono, last_n).
+ *    spans[] holds the latest intervals shorter than a frame, as each
+ *    thread's ring holds its JIT + signal ticks in them.
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -16,6 +21,13 @@
 #include <unistd.h>
 
 struct sort_key;
+
+/* A thread's frame-budget state, carried from frame to frame. */
+struct budget {
+    uint32_t frames;                      /* times flagged */
+    uint32_t n, pos;                      /* busy values held; where the next goes */
+    uint32_t ring[FELIX_BUDGET_WINDOW];   /* JIT + signal ticks per interval */
+};
 
 struct felix_delta {
     felix_frame frame;
@@ -28,6 +40,13 @@ struct felix_delta {
     size_t keys_cap, keys2_cap;
     felix_thread_delta *exited;
     size_t exited_cap;
+    struct budget *budget, *budget_prev;
+    size_t budget_cap, budget_prev_cap;
+    int64_t spans[FELIX_BUDGET_WINDOW];   /* latest intervals shorter than a frame */
+    uint32_t nspans, spos;
+    int have_last, restart_windows;
+    int64_t last_mono;
+    uint32_t last_n;
 };
 
 int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus)
@@ -43,6 +62,7 @@ int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus)
     }
     d->frame.freq_hz = freq_hz;
     d->frame.ncpus = ncpus;
+    d->frame.fps = FELIX_DEFAULT_FPS;
     *out = d;
     return 0;
 }
@@ -56,6 +76,8 @@ void felix_delta_free(felix_delta *d)
     fx_free(d->keys);
     fx_free(d->keys2);
     fx_free(d->exited);
+    fx_free(d->budget);
+    fx_free(d->budget_prev);
     fx_free(d);
 }
 
@@ -65,6 +87,41 @@ void felix_delta_reset(felix_delta *d)
         return;
     memset(d->cum_gone, 0, sizeof d->cum_gone);
     d->frame.seq = 0;
+    d->have_last = 0;
+}
+
+int felix_delta_set_fps(felix_delta *d, unsigned fps)
+{
+    if (!d || fps < 1 || fps > 1000)
+        return fx_fail(FELIX_EINVAL, "frame rate %u is not between 1 and 1000", fps);
+    d->frame.fps = fps;
+    d->restart_windows = 1;
+    return 0;
+}
+
+/* The budget rule (delta.h) for one thread that lives on from prev (bp its
+ * state there) with busy JIT + signal ticks in this interval; k: samples in
+ * the window that spans the last frame (0: short intervals do not span one
+ * yet, or the interval is a frame or longer). Returns whether it is flagged. */
+static int budget_step(struct budget *b, const struct budget *bp, uint64_t busy, uint64_t frame_ticks, int long_interval,
+                       uint32_t k)
+{
+    *b = *bp;
+    if (long_interval) {
+        b->n = b->pos = 0;
+        return busy >= frame_ticks;
+    }
+    b->ring[b->pos] = busy > UINT32_MAX ? UINT32_MAX : (uint32_t)busy;
+    b->pos = (b->pos + 1) % FELIX_BUDGET_WINDOW;
+    if (b->n < FELIX_BUDGET_WINDOW)
+        b->n++;
+    uint64_t sum = 0;
+    for (uint32_t m = 1; m <= k && m <= b->n; m++)
+        sum += b->ring[(b->pos + FELIX_BUDGET_WINDOW - m) % FELIX_BUDGET_WINDOW];
+    if (k == 0 || sum < frame_ticks)
+        return 0;
+    b->n = b->pos = 0; /* the next flag needs another frame's worth */
+    return 1;
 }
 
 const felix_frame *felix_delta_frame(const felix_delta *d) { return d ? &d->frame : NULL; }
@@ -176,8 +233,13 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
         (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0 ||
         (rc = fx_grow((void **)&d->keys, &d->keys_cap, n, sizeof *d->keys)) < 0 ||
         (rc = fx_grow((void **)&d->keys2, &d->keys2_cap, n, sizeof *d->keys2)) < 0 ||
-        (rc = fx_grow((void **)&d->exited, &d->exited_cap, gone, sizeof *d->exited)) < 0)
+        (rc = fx_grow((void **)&d->exited, &d->exited_cap, gone, sizeof *d->exited)) < 0 ||
+        (rc = fx_grow((void **)&d->budget, &d->budget_cap, n, sizeof *d->budget)) < 0)
         return rc;
+    /* The previous frame's budget state stands for prev's threads when prev
+     * is that frame's snapshot. */
+    int carried = pi && !exec && d->have_last && pi->mono_ns == d->last_mono && pi->nthreads == d->last_n;
+    const felix_thread *prev0 = prev ? felix_snapshot_thread(prev, 0) : NULL;
 
     felix_frame *f = &d->frame;
     const uint64_t freq = f->freq_hz;
@@ -195,7 +257,28 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     f->nstarted = f->nexited = f->novertime = 0;
     f->flags = 0;
     f->load_pct = 0;
+    f->nover_budget = 0;
     memset(f->d, 0, sizeof f->d);
+    /* The budget window: the latest intervals that span a frame. */
+    /* A frame's length and budget, rounded up: a frame's worth is never less. */
+    const int64_t frame_ns = (1000000000LL + f->fps - 1) / f->fps;
+    const uint64_t frame_ticks = freq / f->fps + (freq % f->fps != 0);
+    const int long_interval = f->interval_ns >= frame_ns;
+    if (!carried || long_interval || d->restart_windows || !f->interval_ns)
+        d->nspans = d->spos = 0;
+    uint32_t win = 0; /* samples in the window */
+    if (f->interval_ns && !long_interval) {
+        d->spans[d->spos] = f->interval_ns;
+        d->spos = (d->spos + 1) % FELIX_BUDGET_WINDOW;
+        if (d->nspans < FELIX_BUDGET_WINDOW)
+            d->nspans++;
+        int64_t covered = 0;
+        for (uint32_t m = 1; m <= d->nspans && !win; m++)
+            if ((covered += d->spans[(d->spos + FELIX_BUDGET_WINDOW - m) % FELIX_BUDGET_WINDOW]) >= frame_ns)
+                win = m;
+    }
+    const int fresh_windows = d->restart_windows;
+    d->restart_windows = 0;
 
     /* Threads of prev that are gone from cur. */
     if (prev) {
@@ -224,7 +307,10 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
         for (int k = 0; k < FELIX_NCOUNTERS; k++)
             live_abs[k] += c->c[k];
         d->order[i] = i;
+        struct budget *bg = &d->budget[i];
         if (!p || restarted(p, c)) {
+            memset(bg, 0, sizeof *bg);
+            t->budget_frames = 0;
             t->state = FELIX_TD_STARTED | (p ? FELIX_TD_REUSED : 0);
             f->nstarted++;
             t->load_pct = 0;
@@ -242,12 +328,39 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
         }
         double busy = (double)t->d[FELIX_C_JIT_TIME] + (double)t->d[FELIX_C_SIGNAL_TIME];
         t->load_pct = ticks_in_interval > 0 ? busy / ticks_in_interval * 100.0 : 0.0;
+        struct budget none;
+        memset(&none, 0, sizeof none);
+        const struct budget *bp = carried ? &d->budget_prev[p - prev0] : &none;
+        if (fresh_windows) {
+            none.frames = bp->frames; /* counts kept, windows start over */
+            bp = &none;
+        }
+        uint64_t busy_ticks = t->d[FELIX_C_JIT_TIME] + t->d[FELIX_C_SIGNAL_TIME];
+        if (busy_ticks < t->d[FELIX_C_JIT_TIME])
+            busy_ticks = UINT64_MAX;
+        if (budget_step(bg, bp, busy_ticks, frame_ticks, long_interval, win)) {
+            bg->frames++;
+            t->state |= FELIX_TD_OVER_BUDGET;
+            f->nover_budget++;
+            f->flags |= FELIX_FLAG_OVER_BUDGET;
+        }
+        t->budget_frames = bg->frames;
         if (busy > ticks_in_interval) {
             t->state |= FELIX_TD_OVERTIME;
             f->novertime++;
         }
     }
     sort_order(d, n);
+    /* This frame's budget state becomes the next frame's prev's. */
+    struct budget *bt = d->budget;
+    d->budget = d->budget_prev;
+    d->budget_prev = bt;
+    size_t bc = d->budget_cap;
+    d->budget_cap = d->budget_prev_cap;
+    d->budget_prev_cap = bc;
+    d->have_last = 1;
+    d->last_mono = ci->mono_ns;
+    d->last_n = (uint32_t)n;
 
     for (int k = 0; k < FELIX_NCOUNTERS; k++) {
         f->value[k] = (double)f->d[k] * unit[k];

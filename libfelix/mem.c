@@ -27,6 +27,8 @@ struct felix_mem {
     size_t count, cap;
     uint64_t total;
     uint64_t largest_alloc;
+    uint64_t process_rss;     /* every mapping's Rss, FEX's or not */
+    uint32_t process_maps;    /* every mapping */
     /* parser state */
     long cur;           /* region of the current mapping, or -1 */
     uint64_t cur_size;
@@ -64,6 +66,8 @@ void felix_mem_clear(felix_mem *m)
     m->count = 0;
     m->total = 0;
     m->largest_alloc = 0;
+    m->process_rss = 0;
+    m->process_maps = 0;
     m->cur = -1;
     m->skipping = 0;
     m->fill = 0;
@@ -79,6 +83,19 @@ const felix_region *felix_mem_region(const felix_mem *m, size_t i)
 uint64_t felix_mem_total(const felix_mem *m) { return m ? m->total : 0; }
 
 uint64_t felix_mem_largest_allocator(const felix_mem *m) { return m ? m->largest_alloc : 0; }
+
+uint64_t felix_mem_process_rss(const felix_mem *m) { return m ? m->process_rss : 0; }
+
+uint32_t felix_mem_process_mappings(const felix_mem *m) { return m ? m->process_maps : 0; }
+
+int felix_mem_set_process(felix_mem *m, uint64_t rss, uint32_t mappings)
+{
+    if (!m)
+        return fx_fail(FELIX_EINVAL, "felix_mem_set_process: NULL table");
+    m->process_rss = rss;
+    m->process_maps = mappings;
+    return 0;
+}
 
 static long find_n(const felix_mem *m, const char *name, size_t len)
 {
@@ -143,6 +160,8 @@ static void header_line(felix_mem *m, const char *p, const char *end)
     if (p >= end || *p != '-')
         return;
     p++;
+    if (m->process_maps < UINT32_MAX)
+        m->process_maps++;
     uint64_t stop = parse_hex(&p, end);
     m->cur_size = stop > start ? stop - start : 0;
     /* Skip perms, offset, dev, inode. */
@@ -182,10 +201,11 @@ static void header_line(felix_mem *m, const char *p, const char *end)
     m->regions[r].size += m->cur_size;
 }
 
-/* A field line of the current mapping: only "Rss: N kB" matters. */
+/* A field line of the current mapping: only "Rss: N kB" matters (for
+ * the process's total, and for the mapping's FEX region if it has one). */
 static void field_line(felix_mem *m, const char *p, const char *end)
 {
-    if (m->cur < 0 || end - p < 5 || memcmp(p, "Rss:", 4) != 0)
+    if (end - p < 5 || memcmp(p, "Rss:", 4) != 0)
         return;
     p += 4;
     while (p < end && *p == ' ')
@@ -208,6 +228,9 @@ static void field_line(felix_mem *m, const char *p, const char *end)
     else
         return; /* a unit we do not know */
     uint64_t bytes = v > UINT64_MAX / unit ? UINT64_MAX : v * unit;
+    m->process_rss = bytes > UINT64_MAX - m->process_rss ? UINT64_MAX : m->process_rss + bytes;
+    if (m->cur < 0)
+        return;
     felix_region *r = &m->regions[m->cur];
     r->rss += bytes;
     m->total += bytes;
@@ -346,5 +369,7 @@ int felix_mem_copy(felix_mem *dst, const felix_mem *src)
     dst->count = src->count;
     dst->total = src->total;
     dst->largest_alloc = src->largest_alloc;
+    dst->process_rss = src->process_rss;
+    dst->process_maps = src->process_maps;
     return 0;
 }

@@ -734,6 +734,9 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
                 (rc = felix_mem_set(mem, name, rss, size, (uint32_t)maps, largest)) < 0 && rc == FELIX_ENOMEM)
                 return rc;
         }
+        uint64_t prss, pmaps; /* the whole process's (key 12) */
+        if (at[12] && get_arr(KEY(12), &ne) == 0 && ne >= 2 && get_uint(&c, &prss) == 0 && get_uint(&c, &pmaps) == 0)
+            felix_mem_set_process(mem, prss, (uint32_t)(pmaps > UINT32_MAX ? UINT32_MAX : pmaps));
         felix_snapshot_set_has_mem(s, 1);
     }
     st->seg_head = r->seg_head, st->seg_size = r->seg_size, st->seg_real = r->seg_real;

@@ -452,8 +452,10 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     int image = si->image > 1;
     /* The layout and app type, when they are not the header's (after an exec). */
     int layout = si->slot_size != felix_slot_size_valid(w->hdr.thread_stats_size) || si->app_type != w->hdr.app_type;
+    /* The whole process's memory, beside FEX's regions (key 12). */
+    int proc_mem = mem && felix_mem_process_rss(mem) > 0;
     enc_item(b, 3 + (size_t)key + (size_t)wall + (nnames > 0) + (ncpu > 0) + (mem != NULL) + (size_t)seg + (size_t)anom +
-                    (size_t)image + (size_t)layout);
+                    (size_t)image + (size_t)layout + (size_t)proc_mem);
     enc_uint(b, 0), enc_uint(b, FX_ITEM_SAMPLE);
     enc_uint(b, 1), enc_int(b, t);
     if (key)
@@ -537,6 +539,10 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     if (layout) {
         enc_uint(b, 11), enc_arr(b, 2);
         enc_uint(b, si->slot_size), enc_uint(b, si->app_type);
+    }
+    if (proc_mem) {
+        enc_uint(b, 12), enc_arr(b, 2);
+        enc_uint(b, felix_mem_process_rss(mem)), enc_uint(b, felix_mem_process_mappings(mem));
     }
     if ((rc = w_item(w)) < 0)
         return rc;

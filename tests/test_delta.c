@@ -76,7 +76,7 @@ static void loads_and_rates(void)
     CHECK_NEAR(f->value[FELIX_C_JIT_TIME], 0.3, 1e-12);  /* seconds */
     CHECK_NEAR(f->rate[FELIX_C_JIT_TIME], 0.6, 1e-12);   /* s per s */
     CHECK_EQ(f->d[FELIX_C_JIT_TIME], 300000000);
-    CHECK_EQ(f->flags, 0);
+    CHECK_EQ(f->flags, FELIX_FLAG_OVER_BUDGET); /* threads busy for more than a frame */
     /* With more CPUs than threads, n divides. */
     felix_delta *d4;
     felix_delta_new(&d4, F, 8);
@@ -97,13 +97,13 @@ static void flags_scale_with_interval(void)
     /* Thresholds at 0.25 s: SMC 125, SIGBUS 1250, soft-float 250000, JIT 0.25 s. */
     add(b, 1, 64, 200000000, 50000000, 125, 1250, 250000);
     felix_delta_compute(d, a, b);
-    CHECK_EQ(felix_delta_frame(d)->flags, FELIX_FLAG_HIGH_JIT | FELIX_FLAG_HIGH_SMC |
-                                               FELIX_FLAG_HIGH_SIGBUS | FELIX_FLAG_HIGH_SOFTFLOAT);
+    CHECK_EQ(felix_delta_frame(d)->flags & ~FELIX_FLAG_OVER_BUDGET,
+             FELIX_FLAG_HIGH_JIT | FELIX_FLAG_HIGH_SMC | FELIX_FLAG_HIGH_SIGBUS | FELIX_FLAG_HIGH_SOFTFLOAT);
     felix_snapshot_free(b);
     b = mk(250000000);
     add(b, 1, 64, 200000000, 49999999, 124, 1249, 249999);
     felix_delta_compute(d, a, b);
-    CHECK_EQ(felix_delta_frame(d)->flags, 0);
+    CHECK_EQ(felix_delta_frame(d)->flags & ~FELIX_FLAG_OVER_BUDGET, 0);
     felix_snapshot_free(a);
     felix_snapshot_free(b);
     felix_delta_free(d);
@@ -272,6 +272,86 @@ static void oom_delta(void)
         felix_snapshot_free(o.s[i]);
 }
 
-T_MAIN(T(oom_delta), T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
+/* Run a thread through samples every interval_ns whose JIT time grows by
+ * busy[i] ns in interval i (1 GHz: ticks are ns); returns the frames in
+ * which it was flagged over budget (bit i), and its final count. */
+static uint64_t budget_run(int64_t interval_ns, const uint64_t *busy, int n, unsigned fps, uint32_t *count)
+{
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    if (fps)
+        felix_delta_set_fps(d, fps);
+    felix_snapshot *prev = mk(1000), *cur = NULL;
+    add(prev, 7, 64, 0, 0, 0, 0, 0);
+    add(prev, 8, 144, 0, 0, 0, 0, 0); /* idle: never flagged */
+    felix_delta_compute(d, NULL, prev);
+    uint64_t jit = 0, flagged = 0;
+    for (int i = 0; i < n; i++) {
+        jit += busy[i];
+        cur = mk(1000 + (int64_t)(i + 1) * interval_ns);
+        add(cur, 7, 64, jit, 0, 0, 0, 0);
+        add(cur, 8, 144, 0, 0, 0, 0, 0);
+        CHECK_EQ(felix_delta_compute(d, prev, cur), 0);
+        const felix_frame *f = felix_delta_frame(d);
+        const felix_thread_delta *t = felix_delta_thread(d, 0), *idle = felix_delta_thread(d, 1);
+        CHECK_EQ(t->tid, 7);
+        CHECK(!(idle->state & FELIX_TD_OVER_BUDGET) && idle->budget_frames == 0);
+        int on = (t->state & FELIX_TD_OVER_BUDGET) != 0;
+        CHECK_EQ(on, (f->flags & FELIX_FLAG_OVER_BUDGET) != 0);
+        CHECK_EQ(f->nover_budget, on);
+        flagged |= (uint64_t)on << i;
+        *count = t->budget_frames;
+        felix_snapshot_free(prev);
+        prev = cur;
+    }
+    felix_snapshot_free(prev);
+    felix_delta_free(d);
+    return flagged;
+}
+
+/* The frame budget at 60 fps (16.67 ms) with samples every 1 ms, 10 ms,
+ * 100 ms and 1 s: flagged exactly when a frame's worth of JIT + signal
+ * time falls within the last frame's span (short intervals) or within the
+ * interval (long ones), each flag one more frame. */
+static void frame_budget(void)
+{
+    uint64_t busy[40];
+    uint32_t count;
+    /* 1 ms samples, fully busy: a frame's worth every 17 samples (the window
+     * spans 17 ms, the first time 17 of its samples are there). */
+    for (int i = 0; i < 40; i++)
+        busy[i] = 1000000;
+    CHECK_EQ(budget_run(1000000, busy, 40, 0, &count), (1ull << 16) | (1ull << 33));
+    CHECK_EQ(count, 2);
+    /* 1 ms samples, 90% busy: 17 samples hold 15.3 ms, never a frame. */
+    for (int i = 0; i < 40; i++)
+        busy[i] = 900000;
+    CHECK_EQ(budget_run(1000000, busy, 40, 0, &count), 0);
+    CHECK_EQ(count, 0);
+    /* 10 ms samples: two samples span a frame; 9 + 8 ms = 17 ms flags the
+     * second, then the window starts over (1 + 9, 9 + 7: 16 ms is less than
+     * 16.67); 7 + 10 flags again. */
+    uint64_t b10[6] = {9000000, 8000000, 1000000, 9000000, 7000000, 10000000};
+    CHECK_EQ(budget_run(10000000, b10, 6, 0, &count), (1u << 1) | (1u << 5));
+    CHECK_EQ(count, 2);
+    /* 100 ms samples: a frame or more in one interval (16,666,667 ns). */
+    uint64_t b100[4] = {16666666, 16666667, 50000000, 0};
+    CHECK_EQ(budget_run(100000000, b100, 4, 0, &count), (1u << 1) | (1u << 2));
+    CHECK_EQ(count, 2);
+    /* 1 s samples at 30 fps: the budget is 33,333,334 ns (rounded up). */
+    uint64_t b1s[4] = {20000000, 40000000, 33333334, 33333333};
+    CHECK_EQ(budget_run(1000000000, b1s, 4, 30, &count), (1u << 1) | (1u << 2));
+    CHECK_EQ(count, 2);
+    felix_delta *d;
+    felix_delta_new(&d, F, 4);
+    CHECK_EQ(felix_delta_frame(d)->fps, FELIX_DEFAULT_FPS);
+    CHECK_EQ(felix_delta_set_fps(d, 0), FELIX_EINVAL);
+    CHECK_EQ(felix_delta_set_fps(d, 1001), FELIX_EINVAL);
+    CHECK_EQ(felix_delta_set_fps(d, 144), 0);
+    CHECK_EQ(felix_delta_frame(d)->fps, 144);
+    felix_delta_free(d);
+}
+
+T_MAIN(T(frame_budget), T(oom_delta), T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
        T(churn_started_exited_reused), T(overtime_flagged), T(time_must_increase),
        T(snapshot_copy_and_find))

@@ -55,10 +55,14 @@ static void parses_both_forms(void)
     CHECK(felix_mem_find(m, "NotFEX") == NULL);
     CHECK_EQ(felix_mem_count(m), 4);
     CHECK_EQ(felix_mem_total(m), (1024 + 16 + 512 + 768 + 64 + 8) * 1024);
+    /* The whole process: every mapping, FEX's or not (the bad unit skipped). */
+    CHECK_EQ(felix_mem_process_rss(m), (300 + 1024 + 512 + 768 + 64 + 8 + 32 + 16) * 1024);
+    CHECK_EQ(felix_mem_process_mappings(m), 8);
     /* Clearing and parsing again gives the same, without new regions. */
     CHECK_EQ(felix_mem_parse(m, sample, sizeof sample - 1), 0);
     CHECK_EQ(felix_mem_count(m), 4);
     CHECK_EQ(felix_mem_total(m), (1024 + 16 + 512 + 768 + 64 + 8) * 1024);
+    CHECK_EQ(felix_mem_process_mappings(m), 8);
     felix_mem_free(m);
 }
 

@@ -168,7 +168,9 @@ static void steady_rates_recovered(void)
     unsigned par = f->ncpus < 4 ? f->ncpus : 4;
     CHECK_NEAR(f->load_pct, busy / par * 100, 0.05);
     CHECK(rate_ok(f->rate[FELIX_C_JIT_COUNT], 1000.0, T));
-    CHECK_EQ(f->flags, 0);
+    /* No threshold flag (a thread busy 5% of a second does lose frames: the
+     * budget flag is the frame_budget test's). */
+    CHECK_EQ(f->flags & ~FELIX_FLAG_OVER_BUDGET, 0);
     const felix_shm_info *si = felix_shm_get_info(w.shm);
     CHECK_EQ(si->slot_size, 80);
     CHECK(strcmp(si->app_type_name, "Linux64") == 0);

@@ -347,6 +347,85 @@ def case_names_escaped():
     p.wait()
 
 
+def rchar(pid):
+    """Bytes the process has read through read() and pread() so far."""
+    with open("/proc/%d/io" % pid) as f:
+        return int([l for l in f if l.startswith("rchar:")][0].split()[1])
+
+
+def case_memory_context():
+    """The memory panel shows the whole process's RSS beside FEX's, with each
+    region's mappings; while it is collapsed, smaps is not read at all."""
+    sim = Sim("-t", "2", "--mappings", "3000")
+    cmd = "%s -i 100ms %d" % (TOP, sim.pid)
+    start(cmd, w=120, h=40)
+    pat = r"Memory  FEX [\d.]+ \w+ of [\d.]+ \w+ RSS \((\d+)%\) in \d+ FEX regions; (\d+) mappings"
+    s = wait_for(lambda s: re.search(pat, s), 15, "the process's RSS and FEX's share")
+    m = re.search(pat, s)
+    check(m and int(m.group(2)) >= 3000 and 0 < int(m.group(1)) < 100, "share and mappings: %s" % (m and m.group(0)))
+    check(re.search(r"FEXMemJIT\s+[\d.]+ \w+\s+1 map ", s), "a region's mappings")
+    top = int(subprocess.run(["pgrep", "-n", "-f", cmd], capture_output=True, text=True).stdout.split()[0])
+    smaps = len(open("/proc/%d/smaps" % sim.pid, "rb").read())
+    # Open: smaps is read once a second. How long two reads take here...
+    r0, t0 = rchar(top), time.monotonic()
+    while rchar(top) - r0 < 2 * smaps and time.monotonic() - t0 < 15:
+        time.sleep(0.05)
+    span = time.monotonic() - t0
+    check(rchar(top) - r0 >= 2 * smaps, "smaps read while the panel is open")
+    keys("Down", "Enter")
+    wait_for(lambda s: "▸ Memory" in s, 5, "memory collapsed")
+    # ...and collapsed, as long again: not one read.
+    r1, t1 = rchar(top), time.monotonic()
+    while time.monotonic() - t1 < span:
+        time.sleep(0.05)
+    check(rchar(top) - r1 < smaps, "no smaps read while collapsed: %d bytes read (smaps is %d)" % (rchar(top) - r1, smaps))
+    keys("Enter")
+    wait_for(lambda s: "▾ Memory" in s, 5, "memory expanded")
+    r2, t2 = rchar(top), time.monotonic()
+    while rchar(top) - r2 < smaps and time.monotonic() - t2 < 15:
+        time.sleep(0.05)
+    check(rchar(top) - r2 >= smaps, "smaps read again once expanded")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 5, "exit 0 after q")
+    # Recorded, and shown in replay.
+    rec = os.path.join(TMP, "mem.felix")
+    subprocess.run([REC, str(sim.pid), "-i", "100ms", "-d", "1.5s", "-q", "-o", rec], check=True)
+    sim.stop()
+    start("%s %s" % (TOP, rec), w=120, h=40)
+    s = wait_for(lambda s: re.search(pat, s), 15, "the process's RSS in replay")
+    m = re.search(pat, s)
+    check(m and int(m.group(2)) >= 3000, "replay: mappings %s" % (m and m.group(0)))
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 5, "exit 0 after q")
+
+
+def case_frame_budget():
+    """Threads that spend a frame's budget in JIT + signal are marked with their
+    count of lost frames; b cycles the frame rate; --fps sets it; the history
+    and the help name the rule."""
+    sim = Sim("-t", "2", "-s", "storm")  # JIT 20% + signal 10%: 30 ms of every 100 ms
+    start("%s -i 100ms %d" % (TOP, sim.pid), w=120, h=40)
+    s = wait_for(lambda s: re.search(r"sim-worker-\d .*!\d+\s+\d+\s*$", s, re.M), 15, "a thread marked over budget")
+    check("budget: 60 fps, 16.7 ms (b)" in s and "LOST" in s, "the budget in the title, the LOST column")
+    check("■budget" in s, "the fifth flag in the history")
+    for fps, ms in [("90", "11.1"), ("120", "8.3"), ("144", "6.9"), ("30", "33.3"), ("60", "16.7")]:
+        keys("b")
+        wait_for(lambda s: "budget: %s fps, %s ms (b)" % (fps, ms) in s, 5, "%s fps" % fps)
+    keys("?")
+    s = wait_for(lambda s: "felix-top keys" in s, 5, "help")
+    check("frame budget: 30/60/90/120/144 fps" in s and "frames lost: a thread spent 1/fps of JIT +" in s,
+          "the rule in the help")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 5, "exit 0 after q")
+    start("%s --fps 20 -i 100ms %d" % (TOP, sim.pid), w=120, h=40)
+    s = wait_for(lambda s: "budget: 20 fps, 50.0 ms (b)" in s and "sim-worker-2" in s, 15, "--fps 20")
+    # 30 ms of 100 is never a 50 ms frame: nothing lost, no mark.
+    check(not re.search(r"!\d+", s), "no thread over a 50 ms budget")
+    keys("q")
+    wait_for(lambda s: "FELIX-TOP-EXIT=0" in s, 5, "exit 0 after q")
+    sim.stop()
+
+
 CASES = {n[5:]: f for n, f in list(globals().items()) if n.startswith("case_")}
 
 if __name__ == "__main__":

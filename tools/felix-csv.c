@@ -40,7 +40,9 @@ static void usage(FILE *f)
             "  -F, --follow         keep reading a recording still being written (like tail -f),\n"
             "                       until its end item or SIGINT\n"
             "  -s, --summary        duration, samples, mean and peak FEX load, totals, busiest\n"
-            "                       threads and the spikes (jsonl: one JSON object)\n"
+            "                       threads, threads over the frame budget, peak memory, and\n"
+            "                       the spikes (jsonl: one JSON object)\n"
+            "      --fps N          frame rate of the frame-budget rule (default 60; 1-1000)\n"
             "  -h, --help           this help\n"
             "  -V, --version        version\n\n"
             "Sample rows: frame,time_s,unix_time_s,interval_s,threads,load_pct,jit_s,signal_s,\n"
@@ -49,13 +51,17 @@ static void usage(FILE *f)
             "  mem_FEXMem, mem_FEXMemJIT, mem_FEXMem_OpDispatcher, mem_FEXMem_Frontend,\n"
             "  mem_FEXMem_CPUBackend, mem_FEXMem_Lookup, mem_FEXMem_Lookup_L1,\n"
             "  mem_FEXMem_ThreadState, mem_FEXMem_BlockLinks, mem_FEXMem_CallRetStacks,\n"
-            "  mem_FEXMem_Misc, mem_FEXAllocator and mem_other (every other region) in bytes, as\n"
-            "  of the latest memory sample (empty before the first). Counts are per interval;\n"
+            "  mem_FEXMem_Misc, mem_FEXAllocator, mem_other (every other region) and\n"
+            "  mem_process_rss (the whole process, FEX's and the game's) in bytes, as of the\n"
+            "  latest memory sample (empty before the first). Counts are per interval;\n"
             "  *_s are seconds. A file and standard input give the same bytes.\n"
             "Thread rows: frame,time_s,tid,name,load_pct,jit_s,signal_s,cache_rdlock_s,\n"
-            "  cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,cpu_s\n"
+            "  cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,cpu_s,over_budget\n"
             "  (cpu_s: host CPU time in the interval, when the recorder measured it at both ends;\n"
-            "  empty otherwise, e.g. between slow samples of felix-rec --mem-interval).\n"
+            "  empty otherwise, e.g. between slow samples of felix-rec --mem-interval.\n"
+            "  over_budget: 1 when the thread spent a whole frame's budget (1/fps) in JIT and\n"
+            "  signal handling within one frame's worth of time: at intervals of a frame or\n"
+            "  more, in the interval; at shorter ones, over the latest samples spanning a frame).\n"
             "The first sample is the baseline: rows start at frame 1. --from S starts at the\n"
             "first sample at or after S, against the sample before it (a baseline row with\n"
             "interval 0 when there is none); cumulative and memory columns are those of a full\n"
@@ -131,7 +137,7 @@ static const char *const frame_cols[] = {
     "cum_jit_count", "cum_sigbus", "cum_smc", "cum_softfloat", "cum_cache_miss", "mem_total"};
 static const char *const thread_cols[] = {"frame", "time_s", "tid", "name", "load_pct", "jit_s", "signal_s",
                                           "cache_rdlock_s", "cache_wrlock_s", "jit_count", "sigbus", "smc",
-                                          "softfloat", "cache_miss", "cpu_s"};
+                                          "softfloat", "cache_miss", "cpu_s", "over_budget"};
 /* Counters in column order after the four times. */
 static const int count_cols[] = {FELIX_C_JIT_COUNT, FELIX_C_SIGBUS, FELIX_C_SMC, FELIX_C_SOFTFLOAT, FELIX_C_CACHE_MISS};
 static const int time_cols[] = {FELIX_C_JIT_TIME, FELIX_C_SIGNAL_TIME, FELIX_C_CACHE_RDLOCK, FELIX_C_CACHE_WRLOCK};
@@ -209,7 +215,8 @@ static void row_end(struct row *r)
     olen = (size_t)(r->p - obuf);
 }
 
-static void header_line(enum fmt f, const char *const *cols, size_t n, const char *const *regions, size_t nreg)
+static void header_line(enum fmt f, const char *const *cols, size_t n, const char *const *regions, size_t nreg,
+                        const char *last)
 {
     if (f == F_JSONL)
         return;
@@ -225,6 +232,10 @@ static void header_line(enum fmt f, const char *const *cols, size_t n, const cha
         oput(&sep, 1);
         ofield_text(f, name);
     }
+    if (last) {
+        oput(&sep, 1);
+        ostr(last);
+    }
     ostr("\n");
 }
 
@@ -233,6 +244,7 @@ struct tsum {
     uint32_t tid;
     char name[32];
     uint64_t jit;
+    uint64_t over; /* intervals over the frame budget */
 };
 
 struct summary {
@@ -244,6 +256,8 @@ struct summary {
     uint32_t *idx; /* open addressing: tid -> t index + 1 */
     size_t icap;
     uint64_t nspikes, missed, process_exited;
+    uint64_t peak_rss, peak_fex; /* the whole process's, and FEX's at that sample */
+    unsigned fps;
     struct { double t; unsigned flags; } spikes[50];
 };
 
@@ -285,11 +299,19 @@ static int by_jit(const void *a, const void *b)
     return (x->jit < y->jit) - (x->jit > y->jit);
 }
 
+static int by_over(const void *a, const void *b)
+{
+    const struct tsum *x = a, *y = b;
+    int c = (x->over < y->over) - (x->over > y->over);
+    return c ? c : by_jit(a, b);
+}
+
 static void flag_names(unsigned flags, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s%s%s%s", flags & FELIX_FLAG_HIGH_JIT ? " high-JIT" : "",
+    snprintf(buf, len, "%s%s%s%s%s", flags & FELIX_FLAG_HIGH_JIT ? " high-JIT" : "",
              flags & FELIX_FLAG_HIGH_SMC ? " high-SMC" : "", flags & FELIX_FLAG_HIGH_SIGBUS ? " high-SIGBUS" : "",
-             flags & FELIX_FLAG_HIGH_SOFTFLOAT ? " high-softfloat" : "");
+             flags & FELIX_FLAG_HIGH_SOFTFLOAT ? " high-softfloat" : "",
+             flags & FELIX_FLAG_OVER_BUDGET ? " over-budget" : "");
 }
 
 static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t freq, enum fmt f, int truncated)
@@ -331,7 +353,23 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
             snprintf(line, sizeof line, ",\"jit_s\":%.9f}", (double)s->t[i].jit / (double)freq);
             ostr(line);
         }
-        snprintf(line, sizeof line, "],\"spikes\":%llu,\"spike_list\":[", (unsigned long long)s->nspikes);
+        qsort(s->t, s->nt, sizeof *s->t, by_over);
+        snprintf(line, sizeof line, "],\"fps\":%u,\"over_budget_threads\":[", s->fps);
+        ostr(line);
+        for (size_t i = 0, k = 0; i < s->nt && k < 5 && s->t[i].over; i++, k++) {
+            snprintf(line, sizeof line, "%s{\"tid\":%u,\"name\":", k ? "," : "", s->t[i].tid);
+            ostr(line);
+            ofield_text(f, s->t[i].name);
+            snprintf(line, sizeof line, ",\"intervals\":%llu}", (unsigned long long)s->t[i].over);
+            ostr(line);
+        }
+        if (s->peak_rss)
+            snprintf(line, sizeof line, "],\"process_rss_peak\":%llu,\"fex_rss_at_peak\":%llu", (unsigned long long)s->peak_rss,
+                     (unsigned long long)s->peak_fex);
+        else
+            snprintf(line, sizeof line, "],\"process_rss_peak\":null,\"fex_rss_at_peak\":null");
+        ostr(line);
+        snprintf(line, sizeof line, ",\"spikes\":%llu,\"spike_list\":[", (unsigned long long)s->nspikes);
         ostr(line);
         for (size_t i = 0; i < s->nspikes && i < 50; i++) {
             char fl[80];
@@ -371,6 +409,26 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
                  s->t[i].name[0] ? text_term_str(nm, sizeof nm, s->t[i].name, 0) : "?", (double)s->t[i].jit / (double)freq);
         ostr(line);
     }
+    qsort(s->t, s->nt, sizeof *s->t, by_over);
+    snprintf(line, sizeof line, "over the frame budget at %u fps (intervals a thread spent a frame in JIT + signal):\n",
+             s->fps);
+    ostr(line);
+    for (size_t i = 0; i < s->nt && i < 5 && s->t[i].over; i++) {
+        char nm[TEXT_MAX(32) + 1];
+        snprintf(line, sizeof line, "  %-8u %-16s %llu\n", s->t[i].tid,
+                 s->t[i].name[0] ? text_term_str(nm, sizeof nm, s->t[i].name, 0) : "?", (unsigned long long)s->t[i].over);
+        ostr(line);
+    }
+    if (!s->nt || !s->t[0].over)
+        ostr("  none\n");
+    if (s->peak_rss) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%.1f MiB", (double)s->peak_fex / 1048576.0);
+        snprintf(b, sizeof b, "%.1f MiB", (double)s->peak_rss / 1048576.0);
+        snprintf(line, sizeof line, "memory       peak %s RSS, FEX %s of it (%.0f%%)\n", b, a,
+                 100.0 * (double)s->peak_fex / (double)s->peak_rss);
+        ostr(line);
+    }
     snprintf(line, sizeof line, "spikes       %llu samples over the flag thresholds\n", (unsigned long long)s->nspikes);
     ostr(line);
     for (size_t i = 0; i < s->nspikes && i < 50; i++) {
@@ -388,13 +446,14 @@ static void on_signal(int sig) { interrupted = sig; }
 
 int main(int argc, char **argv)
 {
-    enum { OPT_FROM = 256, OPT_TO };
+    enum { OPT_FROM = 256, OPT_TO, OPT_FPS };
     static const struct option lo[] = {{"output", 1, 0, 'o'},  {"threads", 0, 0, 't'}, {"format", 1, 0, 'f'},
                                        {"from", 1, 0, OPT_FROM}, {"to", 1, 0, OPT_TO}, {"follow", 0, 0, 'F'},
                                        {"summary", 0, 0, 's'}, {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
-                                       {0, 0, 0, 0}};
+                                       {"fps", 1, 0, OPT_FPS}, {0, 0, 0, 0}};
     const char *outpath = NULL;
     int threads = 0, follow = 0, summary = 0, c;
+    uint64_t fps = FELIX_DEFAULT_FPS;
     enum fmt f = F_CSV;
     double from = -1, to = -1;
     opterr = 0;
@@ -426,6 +485,10 @@ int main(int argc, char **argv)
                 to = v;
             break;
         }
+        case OPT_FPS:
+            if (tool_parse_uint(optarg, 1, 1000, &fps) < 0)
+                return tool_bad_value(prog, c, lo, optarg, "frames per second, 1 to 1000");
+            break;
         case 'F': follow = 1; break;
         case 's': summary = 1; break;
         case 'h': usage(stdout); return tool_stdout_done(prog);
@@ -480,22 +543,24 @@ int main(int argc, char **argv)
     uint64_t freq = h->freq_hz;
     felix_delta *d;
     felix_snapshot *prev, *cur;
-    if (felix_delta_new(&d, freq, h->ncpus) < 0 || felix_snapshot_new(&prev) < 0 || felix_snapshot_new(&cur) < 0) {
+    if (felix_delta_new(&d, freq, h->ncpus) < 0 || felix_delta_set_fps(d, (unsigned)fps) < 0 ||
+        felix_snapshot_new(&prev) < 0 || felix_snapshot_new(&cur) < 0) {
         tool_error(prog, "%s", felix_error_detail());
         return EXIT_FAILURE_GENERIC;
     }
     if (!summary)
         header_line(f, threads ? thread_cols : frame_cols,
                     threads ? sizeof thread_cols / sizeof *thread_cols : sizeof frame_cols / sizeof *frame_cols,
-                    regions, threads ? 0 : nreg);
+                    regions, threads ? 0 : nreg, threads ? NULL : "mem_process_rss");
     uint64_t *mem = calloc(nreg ? nreg : 1, sizeof *mem);
-    uint64_t mem_total = 0, *prev_cpu = NULL, *cur_cpu = NULL;
+    uint64_t mem_total = 0, process_rss = 0, *prev_cpu = NULL, *cur_cpu = NULL;
     unsigned char *prev_has = NULL, *cur_has = NULL;
     size_t cpu_cap = 0;
     int have_mem = 0, have_prev = 0, status = EXIT_OK, truncated = 0;
     struct summary sum;
     memset(&sum, 0, sizeof sum);
     sum.first_t = -1;
+    sum.fps = (unsigned)fps;
     for (;;) {
         if (interrupted)
             break;
@@ -550,6 +615,11 @@ int main(int argc, char **argv)
                 known_sum += mem[i];
             }
             mem[nknown] = mem_total - known_sum;
+            process_rss = felix_mem_process_rss(m); /* 0: not recorded */
+            if (process_rss > sum.peak_rss) {
+                sum.peak_rss = process_rss;
+                sum.peak_fex = mem_total;
+            }
         }
         size_t n = ci->nthreads;
         if (threads && n > cpu_cap) {
@@ -600,6 +670,7 @@ int main(int argc, char **argv)
                     if (!x)
                         continue;
                     x->jit += td->d[FELIX_C_JIT_TIME];
+                    x->over += (td->state & FELIX_TD_OVER_BUDGET) != 0;
                     const char *nm = felix_rec_thread_name(r, td->tid);
                     if (nm)
                         snprintf(x->name, sizeof x->name, "%s", nm);
@@ -636,6 +707,10 @@ int main(int argc, char **argv)
                     else
                         row_null(&w, key);
                 }
+                if (have_mem && process_rss)
+                    row_u64(&w, "mem_process_rss", process_rss);
+                else
+                    row_null(&w, "mem_process_rss");
                 row_end(&w);
             } else {
                 for (size_t i = 0; i < fr->nthreads; i++) {
@@ -658,6 +733,7 @@ int main(int argc, char **argv)
                         row_fixed(&w, "cpu_s", (double)(cur_cpu[ci_] - prev_cpu[pi]) / 1e9, 6);
                     else
                         row_null(&w, "cpu_s");
+                    row_u64(&w, "over_budget", (td->state & FELIX_TD_OVER_BUDGET) != 0);
                     row_end(&w);
                 }
             }

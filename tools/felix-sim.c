@@ -57,8 +57,9 @@ static struct {
     int64_t exec_gap_ns;   /* 0 bytes, then zeros, for this long in a new image */
     int spin;              /* timed blocks use the CPU instead of sleeping */
     double time_scale;     /* every time share multiplied by this */
+    unsigned mappings;     /* --mappings: more mappings, not FEX's */
 } opt = {4, SC_STEADY, 0, 1, 0, 0, 1, 0, "FEX-2610-felix-sim", 1, 1, 0, 10000000, "sim-worker",
-         0, 1000000000, 20000000, 0, 1.0};
+         0, 1000000000, 20000000, 0, 1.0, 0};
 
 /* Which image of this process we are (1 = first; more after each exec). */
 static unsigned image = 1;
@@ -469,6 +470,22 @@ static const struct { const char *name; size_t kib; } regions[] = {
     {"FEXAllocator", 1024},
 };
 
+/* n one-page mappings that are not FEX's, resident, each its own VMA
+ * (alternate protections keep the kernel from merging neighbours). */
+static void make_game_mappings(unsigned n)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    size_t page = ps > 0 ? (size_t)ps : 4096;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned char *p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return;
+        p[0] = 1;
+        if (i % 2)
+            mprotect(p, page, PROT_READ);
+    }
+}
+
 static void make_regions(void)
 {
     for (size_t i = 0; i < sizeof regions / sizeof *regions; i++) {
@@ -564,6 +581,8 @@ static void usage(FILE *f)
             "                         as real FEX compiles on the CPU\n"
             "      --time-scale F     multiply every time share by F (0.01-1; default 1)\n"
             "      --no-unlink        leave the segment behind on exit (like a crashed FEX)\n"
+            "      --mappings N       N more mappings of one resident page each, not FEX's (a\n"
+            "                         game's: smaps grows with them)\n"
             "      --exit-status N    exit with status N (default 0)\n"
             "  -h, --help             this help\n"
             "  -V, --version          version\n\n"
@@ -583,7 +602,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     enum { O_SEED = 256, O_LEGACY, O_EXTRA, O_APP, O_PAGE, O_FEXV, O_NOMEM, O_NOUNLINK, O_EXIT, O_PERIOD, O_NAME,
-           O_EXEC, O_EXEC_EVERY, O_EXEC_GAP, O_SPIN, O_TSCALE };
+           O_EXEC, O_EXEC_EVERY, O_EXEC_GAP, O_SPIN, O_TSCALE, O_MAPPINGS };
     static const struct option lo[] = {
         {"threads", 1, 0, 't'},       {"scenario", 1, 0, 's'},      {"duration", 1, 0, 'd'},
         {"seed", 1, 0, O_SEED},       {"legacy-layout", 0, 0, O_LEGACY}, {"extra-fields", 1, 0, O_EXTRA},
@@ -592,6 +611,7 @@ int main(int argc, char **argv)
         {"period", 1, 0, O_PERIOD},   {"thread-name", 1, 0, O_NAME}, {"exec", 1, 0, O_EXEC},
         {"exec-every", 1, 0, O_EXEC_EVERY}, {"exec-gap", 1, 0, O_EXEC_GAP}, {"spin", 0, 0, O_SPIN},
         {"time-scale", 1, 0, O_TSCALE}, {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'},
+        {"mappings", 1, 0, O_MAPPINGS},
         {0, 0, 0, 0}};
     long ps = sysconf(_SC_PAGESIZE);
     opt.page = ps > 0 ? (size_t)ps : 4096;
@@ -648,6 +668,11 @@ int main(int argc, char **argv)
         case O_FEXV: opt.fex_version = optarg; break;
         case O_NAME: opt.name = optarg; break;
         case O_NOMEM: opt.mem = 0; break;
+        case O_MAPPINGS:
+            if (tool_parse_uint(optarg, 0, 100000, &v) < 0)
+                return tool_bad_value(prog, c, lo, optarg, "a count of mappings, 0 to 100000");
+            opt.mappings = (unsigned)v;
+            break;
         case O_NOUNLINK: opt.unlink_at_exit = 0; break;
         case O_EXIT:
             if (tool_parse_uint(optarg, 0, 255, &v) < 0)
@@ -720,6 +745,7 @@ int main(int argc, char **argv)
     }
     if (opt.mem)
         make_regions();
+    make_game_mappings(opt.mappings);
 
     int64_t start = mono_ns();
     int64_t end = env_image ? env_end : opt.duration_ns ? start + opt.duration_ns : 0;

@@ -42,12 +42,21 @@ static void usage(FILE *f)
             "  -f, --force          replace FILE of --record if it exists\n"
             "  -w, --watch          attach to the next FEX process that starts\n"
             "      --demo           start felix-sim and watch it\n"
+            "      --fps N          frame rate of the frame budget (default 60; 1-1000; b cycles\n"
+            "                       30/60/90/120/144)\n"
             "  -h, --help           this help\n"
             "  -V, --version        version\n\n"
             "Keys: Up/Down or k/j select a panel; Enter/Right collapse or expand it (or click its\n"
             "title); s cycles the thread order; +/- change the interval; p pauses the view;\n"
-            "? help; q quits. Replay: Space pause, Left/Right one sample, PgUp/PgDn ten seconds,\n"
+            "b cycles the frame rate of the frame budget; ? help; q quits. Replay: Space pause, Left/Right one sample, PgUp/PgDn ten seconds,\n"
             "[ and ] speed (0.25x to 64x), Home/End.\n\n"
+            "Frame budget: a thread's JIT + signal time is time the game did not get. LOST counts\n"
+            "the frames in which a thread spent a whole frame's budget (1/fps) within one frame's\n"
+            "worth of time: at intervals of a frame or more, within the interval (at least one\n"
+            "frame was lost); at shorter ones, over the latest samples that span a frame. ! marks\n"
+            "a thread that did in the last sample; the history marks such samples.\n"
+            "The memory panel shows the whole process's RSS beside FEX's regions; smaps is read\n"
+            "only while that panel is open (or while recording with -r).\n\n"
             "NO_COLOR turns colors off; a locale that is not UTF-8 gets ASCII bars.\n\n"
             "Exit status: 0 quit; 1 any other error (e.g. --help could not be written);\n"
             "  2 usage; 3 no such process; 4 no statistics (not FEX,\n"
@@ -166,6 +175,8 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
         }
         r->load = t->load_pct;
         r->jit_count = t->abs[FELIX_C_JIT_COUNT];
+        r->budget_frames = t->budget_frames;
+        r->over_budget = (t->state & FELIX_TD_OVER_BUDGET) != 0;
         if (!r->name[0] && names)
             names(ctx, t->tid, r->name, sizeof r->name);
         uint64_t cpu;
@@ -203,11 +214,14 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
     if (mem) {
         m->have_mem = 1;
         m->mem_total = felix_mem_total(mem);
+        m->process_rss = felix_mem_process_rss(mem);
+        m->process_maps = felix_mem_process_mappings(mem);
         m->nregions = 0;
         for (size_t i = 0; i < felix_mem_count(mem) && i < FELIX_MEM_MAX_REGIONS; i++) {
             const felix_region *r = felix_mem_region(mem, i);
             snprintf(m->regions[i].name, sizeof m->regions[i].name, "%s", r->name);
             m->regions[i].rss = r->rss;
+            m->regions[i].mappings = r->mappings;
             m->nregions++;
         }
     }
@@ -249,6 +263,14 @@ static int common_key(struct top_model *m, int ch, int *quit)
     case '\r':
     case KEY_ENTER: m->collapsed[m->selected] = !m->collapsed[m->selected]; return 1;
     case 's': m->sort = (m->sort + 1) % SORT_COUNT; return 1;
+    case 'b': { /* the frame budget's rate */
+        static const unsigned rates[] = {30, 60, 90, 120, 144};
+        size_t k = 0;
+        while (k < 5 && rates[k] != m->fps)
+            k++;
+        m->fps = rates[k >= 4 ? 0 : k + 1];
+        return 1;
+    }
     case KEY_RESIZE: return 1;
     case 27: m->help = 0; return 1;
     case KEY_MOUSE:
@@ -263,6 +285,15 @@ static int common_key(struct top_model *m, int ch, int *quit)
     default: return 0;
     }
 }
+
+/* The delta's frame budget follows the model's rate (the 'b' key). */
+static void apply_fps(felix_delta *d, const struct top_model *m)
+{
+    if (felix_delta_frame(d)->fps != m->fps)
+        felix_delta_set_fps(d, m->fps);
+}
+
+static unsigned opt_fps = FELIX_DEFAULT_FPS;
 
 static void redraw(struct top_model *m)
 {
@@ -345,6 +376,7 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
     m.ncpus = h.ncpus;
     m.interval_ns = interval;
     m.state = ST_LIVE;
+    m.fps = opt_fps;
     felix_rec_writer *w = NULL;
     if (record) {
         if ((rc = felix_rec_writer_open_path(&w, record, &h, NULL)) < 0) {
@@ -368,6 +400,13 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
         int64_t now = live_now();
         if (m.state != ST_EXITED && now >= next) {
             static char why[256];
+            /* smaps costs milliseconds in a process with thousands of
+             * mappings: read only for an open memory panel or a recording. */
+            int mem_before = lv.mem;
+            lv.mem = w != NULL || !m.collapsed[P_MEM];
+            if (lv.mem && !mem_before)
+                lv.last_slow = 0; /* just opened: read it now */
+            apply_fps(d, &m);
             if ((rc = live_sample(&lv, s[cur], NULL)) == FELIX_ERESTART) {
                 /* exec'ing: the new image's numbers come next */
                 m.restarting = 1;
@@ -518,6 +557,7 @@ static int replay_step(struct replay *p, struct top_model *m)
         if (item == FELIX_REC_SAMPLE)
             break;
     }
+    apply_fps(p->d, m);
     if (p->have_prev && felix_delta_compute(p->d, p->s[p->cur ^ 1], p->s[p->cur]) == 0)
         model_frame(m, p->d, p->s[p->cur], p->h->start_mono_ns, rec_name, rec_cpu, p, live_now());
     p->have_prev = 1;
@@ -572,6 +612,7 @@ static int run_replay(const char *path)
     m.replay = 1;
     m.state = ST_REPLAY;
     m.speed = 1;
+    m.fps = opt_fps;
     felix_delta_new(&p.d, p.h->freq_hz, p.h->ncpus);
     felix_snapshot_new(&p.s[0]);
     felix_snapshot_new(&p.s[1]);
@@ -796,10 +837,11 @@ static pid_t start_demo(void)
 int main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
-    enum { OPT_DEMO = 256 };
+    enum { OPT_DEMO = 256, OPT_FPS };
     static const struct option lo[] = {{"interval", 1, 0, 'i'}, {"record", 1, 0, 'r'}, {"watch", 0, 0, 'w'},
                                        {"demo", 0, 0, OPT_DEMO}, {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
-                                       {"force", 0, 0, 'f'},     {0, 0, 0, 0}};
+                                       {"force", 0, 0, 'f'},     {"fps", 1, 0, OPT_FPS}, {0, 0, 0, 0}};
+    uint64_t fps;
     int64_t interval = 1000000000;
     const char *record = NULL;
     int watch = 0, demo = 0, force = 0, c;
@@ -815,6 +857,11 @@ int main(int argc, char **argv)
         case 'w': watch = 1; break;
         case 'f': force = 1; break;
         case OPT_DEMO: demo = 1; break;
+        case OPT_FPS:
+            if (tool_parse_uint(optarg, 1, 1000, &fps) < 0)
+                return tool_bad_value(prog, c, lo, optarg, "frames per second, 1 to 1000");
+            opt_fps = (unsigned)fps;
+            break;
         case 'h': usage(stdout); return tool_stdout_done(prog);
         case 'V': printf("felix-top %s\n", felix_version()); return tool_stdout_done(prog);
         default: return tool_bad_option(prog, c, argv);

@@ -19,6 +19,18 @@
  * wrapped 2^64 delta. A thread whose JIT + signal time exceeds the interval
  * is flagged FELIX_TD_OVERTIME (FEX adds a timed block's ticks when it ends,
  * so one long compile can land in one interval).
+ * Frame budget: at a frame rate R (felix_delta_set_fps, default 60), a frame
+ * lasts B = 1/R s; a thread's JIT + signal time is time the game did not get.
+ * A thread is flagged FELIX_TD_OVER_BUDGET when it spent a whole frame's
+ * budget within one frame's worth of time:
+ *   T >= B: when dJIT + dSignal >= F * B in the interval (a lower bound: at
+ *           least one frame was certainly lost);
+ *   T <  B: when its JIT + signal time summed over the latest samples that
+ *           together span at least B (the last frame's span) reaches F * B;
+ *           the window then starts over, so each flag is one more frame.
+ * budget_frames counts a thread's flags while it lives (a thread first seen
+ * starts at 0); the window holds at most FELIX_BUDGET_WINDOW samples. The
+ * frame gets FELIX_FLAG_OVER_BUDGET when any thread was flagged.
  * Exec: when the two snapshots come from different process images
  * (felix_snapshot_info.image, see shm.h), no delta is computed across them:
  * the frame is a baseline (interval 0, every thread started, every thread of
@@ -44,7 +56,8 @@ enum felix_frame_flag {
     FELIX_FLAG_HIGH_JIT = 1u << 0,
     FELIX_FLAG_HIGH_SMC = 1u << 1,
     FELIX_FLAG_HIGH_SIGBUS = 1u << 2,
-    FELIX_FLAG_HIGH_SOFTFLOAT = 1u << 3
+    FELIX_FLAG_HIGH_SOFTFLOAT = 1u << 3,
+    FELIX_FLAG_OVER_BUDGET = 1u << 4 /**< a thread spent a frame's budget (see top) */
 };
 
 /** Lifecycle events of a frame (felix_frame.events). */
@@ -64,8 +77,14 @@ enum felix_thread_state {
     FELIX_TD_STARTED = 1u << 0,  /**< first seen in this frame: a baseline */
     FELIX_TD_REUSED = 1u << 1,   /**< started because its TID or slot was reused */
     FELIX_TD_EXITED = 1u << 2,   /**< gone in this frame (exited list only) */
-    FELIX_TD_OVERTIME = 1u << 3  /**< JIT + signal time above the interval */
+    FELIX_TD_OVERTIME = 1u << 3, /**< JIT + signal time above the interval */
+    FELIX_TD_OVER_BUDGET = 1u << 4 /**< spent a frame's budget (see top) */
 };
+
+/** The default frame rate of the budget rule, and the most samples its
+ *  window holds (a frame at 30 fps sampled every 0.84 ms or more). */
+#define FELIX_DEFAULT_FPS 60
+#define FELIX_BUDGET_WINDOW 40
 
 /** One thread's figures in a frame. Owned by the context. */
 typedef struct felix_thread_delta {
@@ -76,6 +95,7 @@ typedef struct felix_thread_delta {
     double value[FELIX_NCOUNTERS];   /**< delta in seconds (times) or counts */
     double rate[FELIX_NCOUNTERS];    /**< value / T */
     uint64_t abs[FELIX_NCOUNTERS];   /**< the thread's cumulative raw counters */
+    uint32_t budget_frames;          /**< times flagged FELIX_TD_OVER_BUDGET while it lives */
 } felix_thread_delta;
 
 /** Totals of a frame. Owned by the context. */
@@ -101,6 +121,8 @@ typedef struct felix_frame {
     uint32_t flags;               /**< enum felix_frame_flag bits */
     uint32_t events;              /**< enum felix_frame_event bits */
     uint32_t image;               /**< the current snapshot's image */
+    uint32_t nover_budget;        /**< threads flagged FELIX_TD_OVER_BUDGET */
+    uint32_t fps;                 /**< the frame rate of the budget rule */
 } felix_frame;
 
 typedef struct felix_delta felix_delta;
@@ -113,8 +135,11 @@ typedef struct felix_delta felix_delta;
 int felix_delta_new(felix_delta **out, uint64_t freq_hz, unsigned ncpus);
 /** Free (NULL is allowed). */
 void felix_delta_free(felix_delta *d);
-/** Forget cumulative totals and the frame counter. */
+/** Forget cumulative totals, the frame counter and budget counts. */
 void felix_delta_reset(felix_delta *d);
+/** The frame rate of the budget rule (1 to 1000; default 60). Budget windows
+ *  start over; counts so far are kept. Errors: FELIX_EINVAL. */
+int felix_delta_set_fps(felix_delta *d, unsigned fps);
 
 /**
  * Compute a frame from prev to cur. prev may be NULL: a baseline frame where

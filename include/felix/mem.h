@@ -65,6 +65,13 @@ const felix_region *felix_mem_find(const felix_mem *m, const char *name);
 uint64_t felix_mem_total(const felix_mem *m);
 /** Resident bytes of the largest single FEXAllocator or JEMalloc mapping. */
 uint64_t felix_mem_largest_allocator(const felix_mem *m);
+/** The whole process's resident bytes (every mapping's Rss, FEX's or not),
+ *  from the same read; 0 when unknown (a recording made before it was kept). */
+uint64_t felix_mem_process_rss(const felix_mem *m);
+/** The whole process's mappings, from the same read (0 when unknown). */
+uint32_t felix_mem_process_mappings(const felix_mem *m);
+/** Set the process's figures by hand (recording readers, tests). */
+int felix_mem_set_process(felix_mem *m, uint64_t rss, uint32_t mappings);
 /**
  * Set a region's figures by hand (recording readers, tests), adding the
  * region when new. Errors: FELIX_EINVAL (empty name), FELIX_ENOMEM.

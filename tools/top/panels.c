@@ -183,8 +183,8 @@ static int counter_rows(void)
 static void jit_panel(struct top_model *m, int y, int h)
 {
     char t[160];
-    snprintf(t, sizeof t, "JIT  FEX load %.1f%%  %u threads  sort: %s (s)", m->frame.load_pct, m->frame.nthreads,
-             sort_names[m->sort]);
+    snprintf(t, sizeof t, "JIT  FEX load %.1f%%  %u threads  sort: %s (s)  budget: %u fps, %.1f ms (b)",
+             m->frame.load_pct, m->frame.nthreads, sort_names[m->sort], m->fps, m->fps ? 1000.0 / m->fps : 0.0);
     title(m, P_JIT, y, t);
     if (m->collapsed[P_JIT] || h <= 1)
         return;
@@ -199,14 +199,14 @@ static void jit_panel(struct top_model *m, int y, int h)
         over |= m->rows[m->view[i]].cpu_share > 100.0;
     if (over && nview + 1 >= (size_t)trows && nview > 0) /* room for the legend */
         nview--;
-    const int fixed = 8 + 1 + 16 + 1 + 7 + 1 + 1 + 8 + 1 + 10;
+    const int fixed = 8 + 1 + 16 + 1 + 7 + 1 + 1 + 8 + 1 + 6 + 1 + 10;
     int bw = COLS - fixed - 1;
     if (bw < 4)
         bw = 0;
     if (trows > 0) {
         char hd[160];
-        snprintf(hd, sizeof hd, "%7s %-16s %6s %-*s %8s %10s", "TID", "NAME", "LOAD", bw + 1, bw ? " " : "", "JIT/CPU",
-                 "BLOCKS");
+        snprintf(hd, sizeof hd, "%7s %-16s %6s %-*s %8s %6s %10s", "TID", "NAME", "LOAD", bw + 1, bw ? " " : "",
+                 "JIT/CPU", "LOST", "BLOCKS");
         attron(A_BOLD);
         put(y + 1, 0, hd, COLS);
         attroff(A_BOLD);
@@ -231,8 +231,16 @@ static void jit_panel(struct top_model *m, int y, int h)
         int lvl = r->load >= 75 ? C_HOT : r->load >= 50 ? C_WARN : C_BAR;
         if (bw)
             bar(m, yy, 8 + 1 + 16 + 1 + 7, bw, r->load / 100.0, color(m, lvl));
-        snprintf(line, sizeof line, " %s %10llu", share, (unsigned long long)r->jit_count);
-        put(yy, COLS - 20 < 0 ? 0 : COLS - 20, line, 20);
+        /* Frames it lost to the budget; ! when it did in the last sample. */
+        char lost[16] = "";
+        if (r->budget_frames)
+            snprintf(lost, sizeof lost, "%s%u", r->over_budget ? "!" : "", r->budget_frames);
+        snprintf(line, sizeof line, " %s %6s %10llu", share, lost, (unsigned long long)r->jit_count);
+        if (r->over_budget)
+            attron(A_BOLD | color(m, C_HOT));
+        put(yy, COLS - 27 < 0 ? 0 : COLS - 27, line, 27);
+        if (r->over_budget)
+            attroff(A_BOLD | color(m, C_HOT));
     }
     if (over && trows > 1) {
         attron(A_DIM);
@@ -246,9 +254,16 @@ static void jit_panel(struct top_model *m, int y, int h)
 
 static void mem_panel(struct top_model *m, int y, int h)
 {
-    char t[128], tot[32];
+    char t[160], tot[32], all[32];
     human_bytes(m->mem_total, tot, sizeof tot);
-    snprintf(t, sizeof t, "Memory  %s in %zu FEX regions", m->have_mem ? tot : "(not sampled yet)", m->nregions);
+    human_bytes(m->process_rss, all, sizeof all);
+    if (!m->have_mem)
+        snprintf(t, sizeof t, "Memory  %s", m->collapsed[P_MEM] ? "(read when open)" : "(not sampled yet)");
+    else if (m->process_rss) /* FEX's share of the whole process */
+        snprintf(t, sizeof t, "Memory  FEX %s of %s RSS (%.0f%%) in %zu FEX regions; %u mappings", tot, all,
+                 100.0 * (double)m->mem_total / (double)m->process_rss, m->nregions, m->process_maps);
+    else
+        snprintf(t, sizeof t, "Memory  %s in %zu FEX regions", tot, m->nregions);
     title(m, P_MEM, y, t);
     if (m->collapsed[P_MEM] || h <= 1)
         return;
@@ -267,19 +282,20 @@ static void mem_panel(struct top_model *m, int y, int h)
         char line[128], sz[32];
         human_bytes(m->regions[order[i]].rss, sz, sizeof sz);
         char nm[TEXT_MAX(48) + 1];
-        snprintf(line, sizeof line, " %-22.22s %10s ", text_term_str(nm, sizeof nm, m->regions[order[i]].name, !m->utf8),
-                 sz);
+        unsigned maps = m->regions[order[i]].mappings;
+        snprintf(line, sizeof line, " %-22.22s %10s %5u %-4s ",
+                 text_term_str(nm, sizeof nm, m->regions[order[i]].name, !m->utf8), sz, maps, maps == 1 ? "map" : "maps");
         put(y + 1 + i, 0, line, COLS);
-        int bw = COLS - 36;
+        int bw = COLS - 47;
         if (bw > 2)
-            bar(m, y + 1 + i, 35, bw, max ? (double)m->regions[order[i]].rss / (double)max : 0, color(m, C_SIGBUS));
+            bar(m, y + 1 + i, 46, bw, max ? (double)m->regions[order[i]].rss / (double)max : 0, color(m, C_SIGBUS));
     }
 }
 
 static void hist_panel(struct top_model *m, int y, int h)
 {
-    title(m, P_HIST, y, m->utf8 ? "History  FEX load; flags: ■JIT ■SMC ■SIGBUS ■soft-float"
-                                : "History  FEX load; flags: J=JIT S=SMC B=SIGBUS F=soft-float");
+    title(m, P_HIST, y, m->utf8 ? "History  FEX load; flags: ■JIT ■SMC ■SIGBUS ■soft-float ■budget"
+                                : "History  FEX load; flags: J=JIT S=SMC B=SIGBUS F=soft-float L=budget");
     if (m->collapsed[P_HIST] || h <= 3)
         return;
     int chart = h - 3; /* chart rows, a flag row, an axis row */
@@ -325,6 +341,8 @@ static void hist_panel(struct top_model *m, int y, int h)
                 mark = m->utf8 && m->color ? "■" : "B", pair = C_SIGBUS;
             else if (e->flags & FELIX_FLAG_HIGH_SOFTFLOAT)
                 mark = m->utf8 && m->color ? "■" : "F", pair = C_SOFT;
+            else if (e->flags & FELIX_FLAG_OVER_BUDGET)
+                mark = m->utf8 && m->color ? "■" : "L", pair = C_HOT;
             attron(color(m, pair));
             mvaddstr(fy, x, mark);
             attroff(color(m, pair));
@@ -350,6 +368,11 @@ static void help_overlay(void)
         "s              cycle the thread order",
         "+ / -          sampling interval (live; down to 1 ms)",
         "p              pause the view (sampling goes on)",
+        "b              frame budget: 30/60/90/120/144 fps",
+        "LOST           frames lost: a thread spent 1/fps of JIT +",
+        "               signal time within a frame's worth of time",
+        "               (the interval, or the last samples spanning",
+        "               a frame); ! marks the last sample",
         "JIT/CPU >100%*  JIT time counts wall time: the thread was",
         "               compiling but preempted or blocked",
         "exec'd         the process exec'd (same PID, new image);",
@@ -430,7 +453,7 @@ void top_draw(struct top_model *m)
     if (m->state == ST_EXITED)
         banner(m, y + 2 < LINES ? y + 2 : y);
     const char *hints = m->replay ? " q quit  ? help  Space pause  Left/Right step  PgUp/PgDn 10s  [ ] speed  Home/End"
-                                  : " q quit  ? help  Up/Down select  Enter collapse  p pause  +/- interval  s sort";
+                                  : " q quit  ? help  Up/Down select  Enter collapse  p pause  +/- interval  s sort  b fps";
     attron(A_DIM);
     put(LINES - 1, 0, hints, COLS);
     attroff(A_DIM);

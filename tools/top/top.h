@@ -24,6 +24,8 @@ struct top_row {
     /* for the CPU share */
     uint64_t cpu_ns_at, jit_ticks_at;
     int have_cpu;
+    uint32_t budget_frames; /* frames (or intervals) it spent a frame's budget */
+    int over_budget;        /* in the last frame */
 };
 
 struct top_hist {
@@ -58,12 +60,15 @@ struct top_model {
     uint32_t *view;         /* rows drawn, in order (scratch of the JIT panel) */
     size_t view_cap;
     int sort;
+    unsigned fps;           /* the frame budget's rate ('b' cycles it) */
     uint32_t image;         /* the process image shown (1, more after execs) */
     int restarting;         /* the statistics object is being recreated */
     /* memory */
     int have_mem;
     uint64_t mem_total;
-    struct { char name[48]; uint64_t rss; } regions[FELIX_MEM_MAX_REGIONS];
+    uint64_t process_rss;   /* the whole process's (0: unknown) */
+    uint32_t process_maps;
+    struct { char name[48]; uint64_t rss; uint32_t mappings; } regions[FELIX_MEM_MAX_REGIONS];
     size_t nregions;
     /* history ring */
     struct top_hist hist[TOP_HIST];
