@@ -16,8 +16,10 @@
  *  - image counts the process images seen: it moves on when a good snapshot
  *    follows a restart window, the object shrank, was truncated without
  *    growing (its mtime moved), or its identity (FEX version, app type, slot
- *    size) changed once the image's header had settled (read the same twice:
- *    FEX writes a new header field by field).
+ *    size) changed once the image's header had settled (read the same for
+ *    SETTLE_NS: FEX writes a new header field by field, and a writer
+ *    preempted halfway, under an emulator for milliseconds, must not look
+ *    like two images).
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -70,11 +72,16 @@ struct felix_shm {
     /* lifecycle */
     int have_good;        /* a good header was seen */
     int restarted;        /* a restart window was seen since then */
-    int settling;         /* the image's header has not read the same twice yet */
+    int settling;         /* the image's header has not read the same for SETTLE_NS yet */
+    int64_t ident_since;  /* when the header's identity last changed */
     uint32_t good_real;   /* real size at the last good header */
     struct timespec good_mtime; /* the object's mtime then */
     unsigned char ident[HDR_FEX_VERSION + HDR_FEX_VERSION_LEN]; /* header bytes 0..51 */
 };
+
+/* How long a new header's identity must read the same before a change of
+ * it counts as another image. */
+#define SETTLE_NS 50000000LL
 
 /* Escape the FEX version: printable ASCII kept, the rest as \xNN, stop at NUL. */
 static void escape_version(const unsigned char *src, char *dst)
@@ -419,15 +426,18 @@ static int read_header(felix_shm *shm)
      * it; writes through FEX's mapping and the unlink at FEX's exit do not)
      * and the object did not grow. */
     int mtime_moved = st.st_mtim.tv_sec != shm->good_mtime.tv_sec || st.st_mtim.tv_nsec != shm->good_mtime.tv_nsec;
-    /* A new image writes its header field by field: until two snapshots
-     * agree on it, a changed identity is that header being completed. */
+    /* A new image writes its header field by field: until its identity has
+     * read the same for SETTLE_NS, a change is that header being completed. */
     int ident_changed = memcmp(shm->ident, b, sizeof shm->ident) != 0;
+    int64_t now = fx_now_ns(CLOCK_MONOTONIC);
     int new_image = shm->have_good && (shm->restarted || h.real_size < shm->good_real ||
                                        (mtime_moved && h.real_size <= shm->good_real) ||
                                        (ident_changed && !shm->settling));
     if (new_image)
         h.image++;
-    shm->settling = !shm->have_good || new_image || (shm->settling && ident_changed);
+    if (!shm->have_good || new_image || ident_changed)
+        shm->ident_since = now;
+    shm->settling = !shm->have_good || new_image || (shm->settling && now - shm->ident_since < SETTLE_NS);
     if (!h.image)
         h.image = 1;
     shm->restarted = 0;

@@ -353,7 +353,8 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
             snprintf(line, sizeof line, ",\"jit_s\":%.9f}", (double)s->t[i].jit / (double)freq);
             ostr(line);
         }
-        qsort(s->t, s->nt, sizeof *s->t, by_over);
+        if (s->nt)
+            qsort(s->t, s->nt, sizeof *s->t, by_over);
         snprintf(line, sizeof line, "],\"fps\":%u,\"over_budget_threads\":[", s->fps);
         ostr(line);
         for (size_t i = 0, k = 0; i < s->nt && k < 5 && s->t[i].over; i++, k++) {
@@ -409,7 +410,8 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
                  s->t[i].name[0] ? text_term_str(nm, sizeof nm, s->t[i].name, 0) : "?", (double)s->t[i].jit / (double)freq);
         ostr(line);
     }
-    qsort(s->t, s->nt, sizeof *s->t, by_over);
+    if (s->nt)
+        qsort(s->t, s->nt, sizeof *s->t, by_over);
     snprintf(line, sizeof line, "over the frame budget at %u fps (intervals a thread spent a frame in JIT + signal):\n",
              s->fps);
     ostr(line);
