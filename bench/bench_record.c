@@ -29,8 +29,7 @@ int main(int argc, char **argv)
     char path[256];
     snprintf(path, sizeof path, "%s", argc > 1 ? argv[1] : "/tmp/felix-bench-24h.felix");
     const uint64_t F = 1000000000; /* ticks per second */
-    felix_rec_header h;
-    memset(&h, 0, sizeof h);
+    felix_rec_header h = FELIX_REC_HEADER_INIT;
     snprintf(h.host, sizeof h.host, "bench");
     h.ncpus = 8;
     h.freq_hz = F;

@@ -21,11 +21,11 @@ static void fill(struct top_model *m, int frame)
     m->freq_hz = 1000000000;
     m->utf8 = 1;
     m->have_frame = 1;
-    m->frame.nthreads = 32;
-    m->frame.load_pct = 40 + frame % 30;
+    m->nthreads = 32;
+    m->load_pct = 40 + frame % 30;
     for (int k = 0; k < FELIX_NCOUNTERS; k++) {
-        m->frame.rate[k] = 1000.0 * (k + 1) + frame;
-        m->frame.cum[k] = 100000ull * (uint64_t)(k + 1) * (uint64_t)(frame + 1);
+        m->rate[k] = 1000.0 * (k + 1) + frame;
+        m->cum[k] = 100000ull * (uint64_t)(k + 1) * (uint64_t)(frame + 1);
     }
     m->nrows = 32;
     for (int i = 0; i < 32; i++) {
@@ -44,7 +44,7 @@ static void fill(struct top_model *m, int frame)
         m->mem_total += m->regions[i].rss;
     }
     m->hist_head = (m->hist_head + 1) % TOP_HIST;
-    m->hist[m->hist_head].load = m->frame.load_pct;
+    m->hist[m->hist_head].load = m->load_pct;
     m->hist[m->hist_head].flags = frame % 7 == 0 ? FELIX_FLAG_HIGH_SMC : 0;
     m->hist[m->hist_head].width = 1;
     if (m->hist_n < TOP_HIST)
@@ -97,7 +97,7 @@ int main(void)
     hm->freq_hz = 1000000000;
     hm->utf8 = 1;
     hm->have_frame = 1;
-    hm->frame.nthreads = HUGE;
+    hm->nthreads = HUGE;
     for (size_t i = 0; i < HUGE; i++) {
         hm->rows[i].tid = 0x40000000u + (uint32_t)i;
         hm->rows[i].load = (double)((i * 7919) % 10007) / 100.0;

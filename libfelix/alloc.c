@@ -4,7 +4,7 @@
  * fx_grow, the one overflow-checked way a buffer grows.
  */
 #include "felix/felix.h"
-#include "record_internal.h"
+#include "record_format.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,8 +12,18 @@
 
 static felix_allocator cur; /* all NULL: the C library's */
 
+void felix_allocator_init(felix_allocator *p)
+{
+    if (p) {
+        memset(p, 0, sizeof *p);
+        p->version = FELIX_ALLOCATOR_VERSION;
+    }
+}
+
 int felix_set_allocator(const felix_allocator *a)
 {
+    if (a && !FX_VERSION_OK(a, FELIX_ALLOCATOR_VERSION))
+        return fx_fail(FELIX_EINVAL, "felix_set_allocator: version %u (start from FELIX_ALLOCATOR_INIT)", a->version);
     if (a && (!a->malloc || !a->realloc || !a->free))
         return fx_fail(FELIX_EINVAL, "felix_set_allocator: malloc, realloc and free are all required");
     if (a)

@@ -24,6 +24,9 @@ struct sort_key;
 
 /* A thread's frame-budget state, carried from frame to frame. */
 struct budget {
+    uint64_t cpu_at, jit_at;              /* the last CPU measurement, and JIT ticks then */
+    double jit_cpu_pct;                   /* from the last two measurements; -1 none */
+    int has_cpu_at;
     uint32_t frames;                      /* times flagged */
     uint32_t n, pos;                      /* busy values held; where the next goes */
     uint32_t ring[FELIX_BUDGET_WINDOW];   /* JIT + signal ticks per interval */
@@ -106,11 +109,13 @@ int felix_delta_set_fps(felix_delta *d, unsigned fps)
 static int budget_step(struct budget *b, const struct budget *bp, uint64_t busy, uint64_t frame_ticks, int long_interval,
                        uint32_t k)
 {
-    *b = *bp;
-    if (long_interval) {
+    b->frames = bp->frames;
+    if (long_interval) { /* no window: nothing of the ring to carry */
         b->n = b->pos = 0;
         return busy >= frame_ticks;
     }
+    b->n = bp->n, b->pos = bp->pos;
+    memcpy(b->ring, bp->ring, sizeof b->ring);
     b->ring[b->pos] = busy > UINT32_MAX ? UINT32_MAX : (uint32_t)busy;
     b->pos = (b->pos + 1) % FELIX_BUDGET_WINDOW;
     if (b->n < FELIX_BUDGET_WINDOW)
@@ -134,17 +139,6 @@ const felix_thread_delta *felix_delta_thread(const felix_delta *d, size_t i)
 const felix_thread_delta *felix_delta_exited(const felix_delta *d, size_t i)
 {
     return (d && i < d->frame.nexited) ? &d->exited[i] : NULL;
-}
-
-/* Did the thread in cur stop being the thread in prev (reused slot or TID)? */
-static int restarted(const felix_thread *p, const felix_thread *c)
-{
-    if (p->offset && c->offset && p->offset != c->offset)
-        return 1;
-    for (int k = 0; k < FELIX_NCOUNTERS; k++)
-        if (c->c[k] < p->c[k])
-            return 1;
-    return 0;
 }
 
 /* Room for it was made before the frame changed. */
@@ -204,12 +198,11 @@ static void sort_order(felix_delta *d, size_t n)
         d->order[i] = src[i].idx;
 }
 
-/* The thread with this TID in s, trying index i first: list order is stable
- * between snapshots, so this is O(1) without a hash probe in steady state. */
+/* The thread with this TID in s, trying index i first (fx_snapshot_index_at). */
 static const felix_thread *same_thread(const felix_snapshot *s, size_t i, uint32_t tid)
 {
-    const felix_thread *t = felix_snapshot_thread(s, i);
-    return t && t->tid == tid ? t : felix_snapshot_find(s, tid);
+    long j = fx_snapshot_index_at(s, i, tid);
+    return j >= 0 ? &fx_snapshot_threads(s)[j] : NULL;
 }
 
 int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_snapshot *cur)
@@ -239,7 +232,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     /* The previous frame's budget state stands for prev's threads when prev
      * is that frame's snapshot. */
     int carried = pi && !exec && d->have_last && pi->mono_ns == d->last_mono && pi->nthreads == d->last_n;
-    const felix_thread *prev0 = prev ? felix_snapshot_thread(prev, 0) : NULL;
+    const felix_thread *prev0 = prev ? fx_snapshot_threads(prev) : NULL, *cur0 = fx_snapshot_threads(cur);
 
     felix_frame *f = &d->frame;
     const uint64_t freq = f->freq_hz;
@@ -283,9 +276,9 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     /* Threads of prev that are gone from cur. */
     if (prev) {
         for (uint32_t i = 0; i < pi->nthreads; i++) {
-            const felix_thread *p = felix_snapshot_thread(prev, i);
+            const felix_thread *p = &prev0[i];
             const felix_thread *c = exec ? NULL : same_thread(cur, i, p->tid);
-            if (!c || restarted(p, c))
+            if (!c || fx_thread_restarted(p, c))
                 add_exited(d, p);
         }
     }
@@ -298,7 +291,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
         unit[k] = felix_counter_is_time(k) ? inv_f : 1.0;
     uint64_t live_abs[FELIX_NCOUNTERS] = {0};
     for (uint32_t i = 0; i < n; i++) {
-        const felix_thread *c = felix_snapshot_thread(cur, i);
+        const felix_thread *c = &cur0[i];
         const felix_thread *p = prev && !exec ? same_thread(prev, i, c->tid) : NULL;
         felix_thread_delta *t = &d->live[i];
         t->tid = c->tid;
@@ -308,8 +301,15 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             live_abs[k] += c->c[k];
         d->order[i] = i;
         struct budget *bg = &d->budget[i];
-        if (!p || restarted(p, c)) {
+        uint64_t cpu_now = 0;
+        int has_cpu_now = felix_snapshot_thread_cpu_ns(cur, i, &cpu_now) == 0;
+        if (!p || fx_thread_restarted(p, c)) {
             memset(bg, 0, sizeof *bg);
+            bg->jit_cpu_pct = -1;
+            bg->has_cpu_at = has_cpu_now;
+            bg->cpu_at = cpu_now;
+            bg->jit_at = c->c[FELIX_C_JIT_TIME];
+            t->cpu_s = t->jit_cpu_pct = -1;
             t->budget_frames = 0;
             t->state = FELIX_TD_STARTED | (p ? FELIX_TD_REUSED : 0);
             f->nstarted++;
@@ -323,15 +323,17 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             uint64_t dk = c->c[k] - p->c[k];
             t->d[k] = dk;
             f->d[k] += dk;
-            t->value[k] = (double)dk * unit[k];
+            /* A signed conversion is one instruction; real deltas fit. */
+            t->value[k] = (dk >> 63 ? (double)dk : (double)(int64_t)dk) * unit[k];
             t->rate[k] = t->value[k] * inv_t;
         }
         double busy = (double)t->d[FELIX_C_JIT_TIME] + (double)t->d[FELIX_C_SIGNAL_TIME];
         t->load_pct = ticks_in_interval > 0 ? busy / ticks_in_interval * 100.0 : 0.0;
+        static const struct budget zero;
         struct budget none;
-        memset(&none, 0, sizeof none);
-        const struct budget *bp = carried ? &d->budget_prev[p - prev0] : &none;
+        const struct budget *bp = carried ? &d->budget_prev[p - prev0] : &zero;
         if (fresh_windows) {
+            memset(&none, 0, sizeof none);
             none.frames = bp->frames; /* counts kept, windows start over */
             bp = &none;
         }
@@ -345,6 +347,26 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             f->flags |= FELIX_FLAG_OVER_BUDGET;
         }
         t->budget_frames = bg->frames;
+        /* CPU: this interval's, and the JIT share since the last measurement. */
+        uint64_t cpu_prev;
+        t->cpu_s = has_cpu_now && felix_snapshot_thread_cpu_ns(prev, (size_t)(p - prev0), &cpu_prev) == 0 &&
+                           cpu_now >= cpu_prev
+                       ? (double)(cpu_now - cpu_prev) / 1e9
+                       : -1;
+        const struct budget *cp = carried ? &d->budget_prev[p - prev0] : NULL;
+        bg->has_cpu_at = cp && cp->has_cpu_at;
+        bg->cpu_at = cp ? cp->cpu_at : 0;
+        bg->jit_at = cp ? cp->jit_at : 0;
+        bg->jit_cpu_pct = cp ? cp->jit_cpu_pct : -1;
+        if (has_cpu_now && (!bg->has_cpu_at || cpu_now != bg->cpu_at)) {
+            uint64_t jit = c->c[FELIX_C_JIT_TIME];
+            if (bg->has_cpu_at && cpu_now > bg->cpu_at && jit >= bg->jit_at)
+                bg->jit_cpu_pct = (double)(jit - bg->jit_at) * inv_f / ((double)(cpu_now - bg->cpu_at) / 1e9) * 100.0;
+            bg->has_cpu_at = 1;
+            bg->cpu_at = cpu_now;
+            bg->jit_at = jit;
+        }
+        t->jit_cpu_pct = bg->jit_cpu_pct;
         if (busy > ticks_in_interval) {
             t->state |= FELIX_TD_OVERTIME;
             f->novertime++;

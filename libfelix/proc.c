@@ -398,3 +398,102 @@ int felix_proc_watch_check(felix_proc_watch *w, int *out_exited, int *out_status
         *out_status = w->exited ? w->status : -1;
     return 0;
 }
+
+/* ---- new processes ---- */
+
+struct seen {
+    pid_t pid;
+    uint64_t start_ticks;
+};
+
+struct felix_proc_starts {
+    char dir[256];
+    felix_proc_list *l;
+    struct seen *seen; /* processes present or reported: never reported (again) */
+    size_t nseen, seen_cap;
+    felix_proc_entry last;
+};
+
+static int was_seen(const felix_proc_starts *w, const felix_proc_entry *e)
+{
+    for (size_t k = 0; k < w->nseen; k++)
+        if (w->seen[k].pid == e->pid && w->seen[k].start_ticks == e->start_ticks)
+            return 1;
+    return 0;
+}
+
+static int remember(felix_proc_starts *w, const felix_proc_entry *e)
+{
+    int rc = fx_grow((void **)&w->seen, &w->seen_cap, w->nseen + 1, sizeof *w->seen);
+    if (rc < 0)
+        return rc;
+    w->seen[w->nseen].pid = e->pid;
+    w->seen[w->nseen].start_ticks = e->start_ticks;
+    w->nseen++;
+    return 0;
+}
+
+int felix_proc_starts_open(felix_proc_starts **out, const char *dir)
+{
+    if (!out)
+        return fx_fail(FELIX_EINVAL, "felix_proc_starts_open: out is NULL");
+    felix_proc_starts *w = fx_calloc(1, sizeof *w);
+    if (!w)
+        return fx_fail(FELIX_ENOMEM, "out of memory creating a process watch");
+    snprintf(w->dir, sizeof w->dir, "%s", dir ? dir : "/dev/shm");
+    int rc = felix_proc_list_new(&w->l);
+    if (rc == 0)
+        rc = felix_proc_list_scan(w->l, w->dir);
+    for (size_t i = 0; rc == 0 && i < felix_proc_list_count(w->l); i++)
+        rc = remember(w, felix_proc_list_get(w->l, i));
+    if (rc < 0) {
+        felix_proc_starts_close(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void felix_proc_starts_close(felix_proc_starts *w)
+{
+    if (!w)
+        return;
+    felix_proc_list_free(w->l);
+    fx_free(w->seen);
+    fx_free(w);
+}
+
+int felix_proc_starts_next(felix_proc_starts *w, const felix_proc_entry **out)
+{
+    if (!w || !out)
+        return fx_fail(FELIX_EINVAL, "felix_proc_starts_next: NULL argument");
+    *out = NULL;
+    int rc = felix_proc_list_scan(w->l, w->dir);
+    if (rc < 0)
+        return rc;
+    size_t n = felix_proc_list_count(w->l);
+    /* Forget processes that are gone: one never comes back with the same
+     * PID and start time, and the list stays as short as the live one. */
+    size_t keep = 0;
+    for (size_t k = 0; k < w->nseen; k++) {
+        int present = 0;
+        for (size_t i = 0; i < n && !present; i++) {
+            const felix_proc_entry *e = felix_proc_list_get(w->l, i);
+            present = e->pid == w->seen[k].pid && e->start_ticks == w->seen[k].start_ticks;
+        }
+        if (present)
+            w->seen[keep++] = w->seen[k];
+    }
+    w->nseen = keep;
+    for (size_t i = 0; i < n; i++) {
+        const felix_proc_entry *e = felix_proc_list_get(w->l, i);
+        if (e->state != FELIX_PROC_LIVE || was_seen(w, e))
+            continue;
+        if ((rc = remember(w, e)) < 0)
+            return rc;
+        w->last = *e;
+        *out = &w->last;
+        return 0;
+    }
+    return 0;
+}

@@ -11,7 +11,7 @@
  */
 #include "felix/felix.h"
 #include "felix/record.h"
-#include "record_internal.h"
+#include "record_format.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +57,7 @@ struct felix_rec_reader {
     int index_rebuilt;         /* the index was found wrong and rebuilt */
     uint64_t data_end;         /* where the last scan met the end item */
     int last_check;            /* check_item() of the last item framed */
+    int crc_kind;              /* which CRC items carry (CRC_EITHER until the header is read) */
     char warning[320];         /* damage worked around (felix_rec_reader_warning) */
     int64_t last_mono;         /* the last sample's time, for order */
     ZSTD_DCtx *dctx;           /* static: in dctx_mem, so it never allocates */
@@ -76,13 +77,24 @@ struct felix_rec_reader {
     struct framing fr;
     /* state */
     unsigned slot, nwords;
-    felix_snapshot *prev, *cur, *pending;
-    int in_chunk, have_prev, have_pending;
+    felix_snapshot *prev, *cur;
+    int in_chunk, have_prev;
+    int have_pending;          /* prev, read already, is the next sample to hand out */
     fx_extras ex;               /* names and CPU times, aligned to prev */
-    uint64_t *wbuf;
+    long *link;                 /* per thread of cur: its index in prev, or -1 */
+    fx_row_id *ids;             /* per thread of a thread block */
+    uint32_t *kept;             /* per thread of cur: its row in the block */
+    unsigned *colhdr, *colhdr_next; /* per word: its column's last header in the chunk */
+    size_t colhdr_cap, colhdr_next_cap;
+    int colhdr_valid;           /* colhdr holds the last sample's (a format-2 block was read) */
+    unsigned char *used;        /* per thread of prev: linked to */
+    struct { int kind; uint32_t tid; } *evq; /* thread events the last sample's links say */
+    size_t link_cap, ids_cap, kept_cap, used_cap, evq_cap, nev, evpos;
     fx_deltas dl;              /* last word deltas, aligned to prev */
     int64_t key_wall, key_t;
     int have_key_wall;
+    int64_t last_t, last_dt;   /* the last sample's time (key 1, decoded) and interval */
+    int have_dt;
     uint32_t seg_head, seg_size, seg_real;
     int64_t sample_no;
     uint64_t item_frame;       /* file offset of the frame holding the last item */
@@ -95,6 +107,14 @@ struct felix_rec_reader {
     size_t nregions;
     const char *region_ptrs[FELIX_MEM_MAX_REGIONS];
 };
+
+/* Format 2's signed varints are zigzag-coded. */
+static inline uint64_t fx_unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+static inline uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 /* ---- CBOR, decoded in place ----
  * Nothing is built per item: framing walks an item's heads once to find its
@@ -271,12 +291,13 @@ static int get_int(struct cur *c, int64_t *v)
     return 0;
 }
 
-/* A text string into buf (cut to fit, NUL-terminated, control bytes made
- * '?'); -1 and buf untouched when the value is not a text string. */
+/* A string into buf (cut to fit, NUL-terminated, control bytes made '?'):
+ * a byte string (format 2) or a text string (format 1, where it may not be
+ * UTF-8 either); -1 and buf untouched when the value is neither. */
 static int get_str(struct cur *c, char *buf, size_t cap)
 {
     struct head h;
-    if (take(c, 1u << M_STR, &h) < 0 || cap == 0)
+    if (take(c, 1u << M_STR | 1u << M_BYTES, &h) < 0 || cap == 0)
         return -1;
     size_t n = h.v < cap - 1 ? (size_t)h.v : cap - 1;
     memcpy(buf, h.s, n);
@@ -353,7 +374,7 @@ static int pump(felix_rec_reader *r)
     }
     if (r->d_len == r->d_cap) {
         if (r->d_cap >= MAX_ITEM)
-            return corrupt(r, "an item larger than 64 MiB");
+            return corrupt(r, "an item larger than 8 MiB");
         int rc = fx_grow((void **)&r->d, &r->d_cap, r->d_cap + 1, 1);
         if (rc < 0)
             return rc;
@@ -425,25 +446,30 @@ static uint64_t frame_of(const felix_rec_reader *r, uint64_t abs)
 }
 
 /* The item's check (key 23 as the map's last pair, a 5-byte unsigned):
- * CHECK_GOOD, CHECK_ABSENT, or CHECK_BAD (a mismatch). */
+ * CHECK_GOOD, CHECK_ABSENT, or CHECK_BAD (a mismatch). kind: the format's
+ * CRC (CRC_IEEE in format 1, CRC_C in 2), or CRC_EITHER for the header,
+ * read before the format version is known. */
 enum { CHECK_BAD = 0, CHECK_ABSENT = 1, CHECK_GOOD = 2 };
-static int check_item(const struct framing *f, const unsigned char *buf, size_t used)
+enum { CRC_EITHER = 0, CRC_IEEE = 1, CRC_C = 2 };
+static int check_item(const struct framing *f, const unsigned char *buf, size_t used, int kind)
 {
     if (!f->top_map || used < 7 || f->last_key != used - 6 || buf[used - 6] != FX_KEY_CHECK || buf[used - 5] != 0x1a)
         return CHECK_ABSENT;
     uint32_t want = (uint32_t)buf[used - 4] << 24 | (uint32_t)buf[used - 3] << 16 | (uint32_t)buf[used - 2] << 8 |
                     buf[used - 1];
-    return fx_crc32(buf, used - 6) == want ? CHECK_GOOD : CHECK_BAD;
+    if (kind != CRC_IEEE && fx_crc32c(buf, used - 6) == want)
+        return CHECK_GOOD;
+    return kind != CRC_C && fx_crc32(buf, used - 6) == want ? CHECK_GOOD : CHECK_BAD;
 }
 
 /* Frame a whole item held in buf (an index). */
-static int frame_whole(const unsigned char *buf, size_t len, size_t *used, int *check)
+static int frame_whole(const unsigned char *buf, size_t len, size_t *used, int *check, int kind)
 {
     struct framing f;
     memset(&f, 0, sizeof f);
     if (frame_item(&f, buf, len, used) != TK_DONE)
         return -1;
-    *check = check_item(&f, buf, *used);
+    *check = check_item(&f, buf, *used, kind);
     return 0;
 }
 
@@ -458,7 +484,7 @@ static int next_item(felix_rec_reader *r, const unsigned char **item, size_t *us
             r->item_frame = frame_of(r, r->d_base + r->d_pos);
             /* A writer that checks its header checks every item: then a
              * missing check is damage too (a flipped bit in key 23). */
-            int ck = check_item(&r->fr, r->d + r->d_pos, *used);
+            int ck = check_item(&r->fr, r->d + r->d_pos, *used, r->crc_kind);
             if (ck == CHECK_BAD || (ck == CHECK_ABSENT && r->checked))
                 return fx_fail(FELIX_ECORRUPT,
                                "recording corrupt: item check %s at decompressed byte %llu (in the frame starting at byte %llu)",
@@ -520,42 +546,45 @@ static int parse_header(felix_rec_reader *r, const unsigned char *item, size_t u
         return fx_fail(FELIX_ECORRUPT, "not a felix recording: the first item is not a header");
     felix_rec_header *h = &r->hdr;
     memset(h, 0, sizeof *h);
+    h->version = FELIX_REC_HEADER_VERSION;
     uint64_t type = 99, v;
     int64_t sv;
     char name[32] = "";
     struct cur c;
 #define KEY(k) (c = at_key(at, k, item, used), &c)
-    if (get_uint(KEY(0), &type) < 0)
+    if (get_uint(KEY(FX_KEY_TYPE), &type) < 0)
         type = 99;
-    get_str(KEY(1), name, sizeof name);
-    if (get_uint(KEY(2), &v) == 0)
+    get_str(KEY(FX_H_FORMAT), name, sizeof name);
+    if (get_uint(KEY(FX_H_VERSION), &v) == 0)
         h->format_version = (uint32_t)(v > UINT32_MAX ? UINT32_MAX : v);
-    get_str(KEY(3), h->felix_version, sizeof h->felix_version);
-    get_str(KEY(4), h->host, sizeof h->host);
-    if (get_uint(KEY(5), &v) == 0)
+    get_str(KEY(FX_H_LIBFELIX), h->felix_version, sizeof h->felix_version);
+    get_str(KEY(FX_H_HOST), h->host, sizeof h->host);
+    if (get_uint(KEY(FX_H_NCPUS), &v) == 0)
         h->ncpus = (uint32_t)v;
-    if (get_uint(KEY(6), &v) == 0)
+    if (get_uint(KEY(FX_H_FREQ), &v) == 0)
         h->freq_hz = v;
-    get_str(KEY(7), h->freq_source, sizeof h->freq_source);
-    if (get_uint(KEY(8), &v) == 0)
+    get_str(KEY(FX_H_FREQ_SOURCE), h->freq_source, sizeof h->freq_source);
+    if (get_uint(KEY(FX_H_PAGE_SIZE), &v) == 0)
         h->page_size = (uint32_t)v;
-    if (get_uint(KEY(9), &v) == 0)
+    if (get_uint(KEY(FX_H_PID), &v) == 0)
         h->pid = (int32_t)v;
-    get_str(KEY(10), h->cmdline, sizeof h->cmdline);
-    get_str(KEY(11), h->fex_version, sizeof h->fex_version);
-    if (get_uint(KEY(12), &v) == 0)
+    get_str(KEY(FX_H_CMDLINE), h->cmdline, sizeof h->cmdline);
+    get_str(KEY(FX_H_FEX_VERSION), h->fex_version, sizeof h->fex_version);
+    if (get_uint(KEY(FX_H_APP_TYPE), &v) == 0)
         h->app_type = (uint8_t)v;
-    if (get_uint(KEY(13), &v) == 0)
+    if (get_uint(KEY(FX_H_STATS_VERSION), &v) == 0)
         h->stats_version = (uint8_t)v;
-    if (get_uint(KEY(14), &v) == 0)
+    if (get_uint(KEY(FX_H_TSS), &v) == 0)
         h->thread_stats_size = (uint16_t)(v > 0xffff ? 1 : v); /* 1: invalid */
-    if (get_int(KEY(15), &sv) == 0)
+    if (get_int(KEY(FX_H_START_WALL), &sv) == 0)
         h->start_wall_ns = sv;
-    if (get_int(KEY(16), &sv) == 0)
+    if (get_int(KEY(FX_H_START_MONO), &sv) == 0)
         h->start_mono_ns = sv;
-    if (get_uint(KEY(17), &v) == 0)
+    if (get_uint(KEY(FX_H_INTERVAL), &v) == 0)
         h->interval_ns = (int64_t)(v > INT64_MAX ? 0 : v);
-    get_str(KEY(18), h->name, sizeof h->name);
+    get_str(KEY(FX_H_NAME), h->name, sizeof h->name);
+    if (get_int(KEY(FX_H_START_BOOT), &sv) == 0 && sv > 0)
+        h->start_boot_ns = sv;
 #undef KEY
     if (type != FX_ITEM_HEADER || strcmp(name, FX_REC_FORMAT_NAME) != 0)
         return fx_fail(FELIX_ECORRUPT, "not a felix recording (no felix-recording header)");
@@ -568,10 +597,7 @@ static int parse_header(felix_rec_reader *r, const unsigned char *item, size_t u
     if (h->freq_hz == 0)
         return fx_fail(FELIX_ECORRUPT, "recording header: cycle-counter frequency is 0");
     r->nwords = r->slot / 8 - 1;
-    /* Samples after an exec may have another layout: room for any. */
-    r->wbuf = fx_malloc(FX_MAX_WORDS * sizeof *r->wbuf);
-    if (!r->wbuf)
-        return fx_fail(FELIX_ENOMEM, "out of memory");
+    r->crc_kind = h->format_version >= 2 ? CRC_C : CRC_IEEE;
     return 0;
 }
 
@@ -586,7 +612,311 @@ struct sample_state {
     int key;
     int64_t mono, wall, t;
     uint32_t seg_head, seg_size, seg_real;
+    size_t nev;                /* thread events the sample's links say (format 2) */
+    int in_order;              /* format 2: every thread is the previous sample's, in its place */
+    int64_t t_rel, dt;         /* its time (key 1, decoded) and the interval before it */
+    unsigned ncolhdr;          /* format 2: words whose column headers were parsed */
 };
+
+/* A varint of format 2's thread block (unsigned LEB128, at most 10 bytes). */
+static inline int get_varint(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *p = *pp;
+    if (p < end && *p < 0x80) {
+        *v = *p;
+        *pp = p + 1;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (unsigned sh = 0; sh < 70 && p < end; sh += 7) {
+        unsigned byte = *p++;
+        if (sh == 63 && byte > 1)
+            return -1;
+        x |= (uint64_t)(byte & 0x7f) << sh;
+        if (!(byte & 0x80)) {
+            *v = x;
+            *pp = p;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Version 1's thread list: [* [tid, * word]], each word absolute, a delta
+ * or a second difference, found by TID in prev. */
+static int parse_threads_v1(felix_rec_reader *r, felix_snapshot *s, struct cur *threads, uint64_t nthr,
+                            unsigned nwords, int delta)
+{
+    int rc;
+    for (uint64_t n = 0; n < nthr; n++) {
+        uint64_t m, tid;
+        if (get_arr(threads, &m) < 0 || m < 1)
+            return bad_item(r, "a thread that is not an array");
+        if (get_uint(threads, &tid) < 0 || tid == 0 || tid > UINT32_MAX)
+            return bad_item(r, "a bad thread id");
+        m--;
+        long pj = delta ? felix_snapshot_index(r->prev, (uint32_t)tid) : -1;
+        size_t at = felix_snapshot_get_info(s)->nthreads;
+        const uint64_t *pd = pj >= 0 && r->dl.has[pj] ? fx_delta_prev(&r->dl, (size_t)pj) : NULL;
+        const uint64_t *pa = pj >= 0 ? r->dl.a + (size_t)pj * nwords : NULL;
+        uint64_t *nd = fx_delta_next(&r->dl, at), *w = r->dl.anext + at * nwords;
+        for (uint64_t k = 0; k < nwords || k < m; k++) {
+            uint64_t v = 0;
+            if (k < m && get_word(threads, &v) < 0)
+                return bad_item(r, "a counter that is not an integer");
+            if (k >= nwords)
+                continue; /* more words than the layout: ignored */
+            if (pa) {
+                nd[k] = pd ? pd[k] + v : v; /* this sample's delta */
+                w[k] = pa[k] + nd[k];
+            } else {
+                w[k] = v;
+            }
+        }
+        if ((rc = felix_snapshot_append(s, (uint32_t)tid, 0, w, nwords)) < 0)
+            return rc;
+        if (felix_snapshot_get_info(s)->nthreads > at) { /* not a dropped duplicate */
+            r->dl.next_has[at] = pj >= 0;
+            r->link[at] = -1; /* names and CPU times are found by TID */
+        }
+    }
+    if (threads->bad)
+        return bad_item(r, "a malformed thread list");
+    return 0;
+}
+
+/* Format 2's bit columns, read LSB first at bit position pos of a block of
+ * len bytes: peek gives at least 57 bits there (bits past the end read as
+ * 0, and pos > 8 * len afterwards says the block was short: damage). */
+static inline uint64_t peek_bits(const unsigned char *b, size_t len, uint64_t pos)
+{
+    size_t at = (size_t)(pos >> 3);
+    uint64_t v = 0;
+    if (at + 8 <= len)
+        memcpy(&v, b + at, 8); /* little-endian hosts (as fx_crc32) */
+    else if (at < len)
+        memcpy(&v, b + at, len - at);
+    return v >> (pos & 7);
+}
+
+static inline uint64_t get_bits(const unsigned char *b, size_t len, uint64_t *pos, unsigned n) /* n <= 64 */
+{
+    if (n == 0)
+        return 0;
+    uint64_t v = peek_bits(b, len, *pos);
+    if (n > 56) {
+        v &= (1ull << 32) - 1;
+        *pos += 32;
+        return v | get_bits(b, len, pos, n - 32) << 32;
+    }
+    *pos += n;
+    return v & (~0ull >> (64 - n));
+}
+
+/* One Rice-coded value with parameter p (docs: "Bit columns"). */
+__attribute__((always_inline)) static inline uint64_t rice_get(const unsigned char *b, size_t len, uint64_t *pos, unsigned p)
+{
+    uint64_t v = peek_bits(b, len, *pos);
+    if ((v & ((1u << FX_RICE_MAXQ) - 1)) == 0) { /* escape: a length, then the bits */
+        *pos += FX_RICE_MAXQ;
+        unsigned L = (unsigned)get_bits(b, len, pos, 6) + 1;
+        return get_bits(b, len, pos, L);
+    }
+    unsigned q = (unsigned)__builtin_ctzll(v);
+    if (q + 1 + p <= 57) { /* the common case: one peek */
+        *pos += q + 1 + p;
+        return (uint64_t)q << p | ((v >> (q + 1)) & ~(~0ull << p));
+    }
+    *pos += q + 1;
+    return (uint64_t)q << p | get_bits(b, len, pos, p);
+}
+
+/* Version 2's thread block (docs/recording-format.md, "Thread block"):
+ * how threads link to prev's, the new threads' TIDs, offsets and words,
+ * then a Rice-coded bit column per word of the linked threads' second
+ * differences. Also lists the thread events the links say. */
+static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsigned char *p, const unsigned char *end,
+                            unsigned slot, unsigned nwords, int delta, struct sample_state *st)
+{
+    uint64_t n, v, mode;
+    if (get_varint(&p, end, &n) < 0 || get_varint(&p, end, &mode) < 0 || mode > FX_LINKS_LISTED)
+        return bad_item(r, "a thread block without a count");
+    /* Never more threads than the block can name: a link byte each, a bit
+     * each of new threads' TIDs (a TID cannot be 0), or the previous
+     * sample's count. */
+    size_t nprev = delta ? felix_snapshot_get_info(r->prev)->nthreads : 0;
+    uint64_t room = (uint64_t)(end - p);
+    if (mode == FX_LINKS_LISTED ? n > room : mode == FX_LINKS_NONE ? n > room * 8 : n != nprev)
+        return bad_item(r, "a thread count larger than the item");
+    if (n * slot > FX_MAX_SAMPLE_SLOTS || n > FX_MAX_SAMPLE_THREADS)
+        return bad_item(r, "more threads than a statistics segment holds");
+    if (mode != FX_LINKS_NONE && !delta)
+        return bad_item(r, "links in a sample that is not delta-coded");
+    int rc;
+    if ((rc = fx_grow_deltas(&r->dl, (size_t)n, nwords)) < 0 ||
+        (rc = fx_grow((void **)&r->link, &r->link_cap, n ? n : 1, sizeof *r->link)) < 0 ||
+        (rc = fx_grow((void **)&r->ids, &r->ids_cap, n ? n : 1, sizeof *r->ids)) < 0 ||
+        (rc = fx_grow((void **)&r->kept, &r->kept_cap, n ? n : 1, sizeof *r->kept)) < 0 ||
+        (rc = fx_grow((void **)&r->colhdr, &r->colhdr_cap, 2 * nwords + 2, sizeof *r->colhdr)) < 0 ||
+        (rc = fx_grow((void **)&r->colhdr_next, &r->colhdr_next_cap, 2 * nwords + 2, sizeof *r->colhdr_next)) < 0 ||
+        (rc = fx_grow((void **)&r->used, &r->used_cap, nprev ? nprev : 1, 1)) < 0 ||
+        (rc = fx_grow((void **)&r->evq, &r->evq_cap, nprev + n + 1, sizeof *r->evq)) < 0)
+        return rc;
+    memset(r->used, mode == FX_LINKS_IN_ORDER, nprev);
+    long *link = r->link;
+    fx_deltas *dl = &r->dl;
+    uint64_t cursor = 0, nlinked = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (mode != FX_LINKS_LISTED) {
+            link[i] = mode == FX_LINKS_IN_ORDER ? (long)i : -1;
+            continue;
+        }
+        if (get_varint(&p, end, &v) < 0)
+            return bad_item(r, "a truncated thread block");
+        if (v == 0) {
+            link[i] = -1;
+            continue;
+        }
+        uint64_t j = cursor + fx_unzigzag(v - 1); /* modulo 2^64: out of range below */
+        if (j >= nprev || r->used[j])
+            return bad_item(r, "a thread linked to no thread, or twice");
+        r->used[j] = 1;
+        link[i] = (long)j;
+        cursor = j + 1;
+    }
+    const felix_thread *pt = nprev ? fx_snapshot_threads(r->prev) : NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        if (link[i] >= 0) {
+            const felix_thread *t = &pt[link[i]];
+            r->ids[i].tid = t->tid;
+            r->ids[i].offset = t->offset;
+            nlinked++;
+        }
+    }
+    /* Each column's header of the last sample: parsed into colhdr_next,
+     * which commit_sample makes the reader's: [0, nwords) the linked
+     * threads' words, then the new threads' TID, offset and words. In the
+     * block, the new threads' columns come first. */
+    unsigned *colhdr = r->colhdr_next;
+    for (unsigned k = 0; k < 2 * nwords + 2; k++)
+        colhdr[k] = (mode == FX_LINKS_NONE && !delta) || !r->colhdr_valid ? FX_COL_NONE : r->colhdr[k];
+    const size_t blen = (size_t)(end - p);
+    uint64_t pos = 0;
+#define COLUMN_HEADER(slot)                                                                                           \
+    unsigned hdr = get_bits(p, blen, &pos, 1) ? colhdr[slot] : (unsigned)get_bits(p, blen, &pos, 8), rp = hdr & 63; \
+    if (hdr == FX_COL_NONE)                                                                                          \
+        return bad_item(r, "a column that repeats a header it does not have");                                      \
+    colhdr[slot] = hdr;                                                                                              \
+    const int zf = (hdr & FX_COL_ZEROS) != 0
+#define COLUMN_VALUE(d)                                                                                                \
+    do {                                                                                                               \
+        uint64_t z_ = 0;                                                                                               \
+        if (rp != FX_RICE_ZERO && !(zf && get_bits(p, blen, &pos, 1)))                                                 \
+            z_ = rice_get(p, blen, &pos, rp) + (uint64_t)zf;                                                           \
+        (d) += z_;                                                                                                     \
+    } while (0)
+    /* New threads: TIDs and offsets as differences from the last new
+     * thread's, then their words, absolute. */
+    for (unsigned c = 0; nlinked < n && c < nwords + 2; c++) {
+        COLUMN_HEADER(nwords + c);
+        uint64_t last = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            if (link[i] >= 0)
+                continue;
+            uint64_t val = 0;
+            COLUMN_VALUE(val);
+            if (c >= 2) {
+                dl->anext[i * nwords + c - 2] = val;
+                continue;
+            }
+            last += fx_unzigzag(val);
+            if (c == 0 ? last == 0 || last > UINT32_MAX : last > UINT32_MAX)
+                return bad_item(r, "a bad thread id or slot offset");
+            if (c == 0)
+                r->ids[i].tid = (uint32_t)last;
+            else
+                r->ids[i].offset = (uint32_t)last;
+        }
+        if (pos > (uint64_t)blen * 8)
+            return bad_item(r, "a truncated thread block");
+    }
+    const unsigned char *const has = dl->has;
+    const uint64_t *const D = dl->d, *const A = dl->a;
+    uint64_t *const W = dl->anext, *const ND = dl->next;
+    for (unsigned k = 0; nlinked && k < nwords; k++) {
+        COLUMN_HEADER(k);
+        const int second = !(hdr & FX_COL_FIRST);
+        if (mode == FX_LINKS_IN_ORDER && rp == FX_RICE_ZERO) { /* the steady state, a column of zeros */
+            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                uint64_t d = D[at] & (0 - (uint64_t)(has[i] & second));
+                ND[at] = d;
+                W[at] = A[at] + d;
+            }
+        } else if (mode == FX_LINKS_IN_ORDER && !zf) { /* thread i is prev's i; plain Rice codes */
+            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                uint64_t d = fx_unzigzag(rice_get(p, blen, &pos, rp)) + (D[at] & (0 - (uint64_t)(has[i] & second)));
+                ND[at] = d;
+                W[at] = A[at] + d;
+            }
+        } else if (mode == FX_LINKS_IN_ORDER) {
+            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                uint64_t d = 0;
+                COLUMN_VALUE(d);
+                d = fx_unzigzag(d) + (D[at] & (0 - (uint64_t)(has[i] & second)));
+                ND[at] = d;
+                W[at] = A[at] + d;
+            }
+        } else {
+            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                long j = link[i];
+                if (j < 0)
+                    continue;
+                size_t pj = (size_t)j * nwords + k;
+                uint64_t d = 0;
+                COLUMN_VALUE(d);
+                d = fx_unzigzag(d) + (has[j] && second ? D[pj] : 0);
+                ND[at] = d;
+                W[at] = A[pj] + d;
+            }
+        }
+        if (pos > (uint64_t)blen * 8)
+            return bad_item(r, "a truncated thread block");
+    }
+#undef COLUMN_HEADER
+#undef COLUMN_VALUE
+    /* Bytes after the last column are reserved: ignored. */
+    if ((rc = fx_snapshot_append_rows(s, r->ids, dl->anext, (size_t)n, nwords, r->kept)) < 0)
+        return rc;
+    size_t m = felix_snapshot_get_info(s)->nthreads, nev = 0;
+    for (size_t k = 0; k < m; k++) {
+        size_t i = r->kept[k];
+        if (i != k) { /* a duplicate TID (damage) was dropped: keep the arrays aligned */
+            memmove(dl->anext + k * nwords, dl->anext + i * nwords, nwords * sizeof *dl->anext);
+            memmove(dl->next + k * nwords, dl->next + i * nwords, nwords * sizeof *dl->next);
+            link[k] = link[i];
+        }
+        dl->next_has[k] = link[k] >= 0;
+        if (link[k] < 0 && delta)
+            r->evq[nev].kind = FELIX_EV_THREAD_STARTED, r->evq[nev++].tid = r->ids[i].tid;
+    }
+    /* Threads of prev that no thread links to have exited: first, as a
+     * writer of events would put them. */
+    size_t nstart = nev, nexit = 0;
+    for (size_t j = 0; j < nprev; j++)
+        nexit += !r->used[j];
+    if (nexit) {
+        memmove(r->evq + nexit, r->evq, nstart * sizeof *r->evq);
+        for (size_t j = 0, e = 0; j < nprev; j++)
+            if (!r->used[j]) {
+                r->evq[e].kind = FELIX_EV_THREAD_EXITED;
+                r->evq[e++].tid = pt[j].tid;
+            }
+    }
+    st->nev = nstart + nexit;
+    st->ncolhdr = nwords;
+    st->in_order = mode == FX_LINKS_IN_ORDER && m == n;
+    return 0;
+}
 
 /* Parse a sample item into cur, ex.next and dl.next. Nothing the reader
  * keeps is changed (commit_sample does that), so a failure leaves it as it
@@ -599,19 +929,32 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     struct cur c;
 #define KEY(k) (c = at_key(at, k, item, used), &c)
     int64_t t;
-    uint64_t nthr;
-    if (get_int(KEY(1), &t) < 0 || get_arr(KEY(3), &nthr) < 0)
-        return bad_item(r, "no time or thread list");
+    uint64_t nthr = 0;
+    struct head th = next_head(KEY(FX_S_THREADS));
     struct cur threads = c;
-    struct head kh = next_head(KEY(2));
+    if (get_int(KEY(FX_S_TIME), &t) < 0 || (th.major != M_ARR && th.major != M_BYTES))
+        return bad_item(r, "no time or thread list");
+    int block = th.major == M_BYTES; /* format 2 */
+    nthr = block ? 0 : th.v;
+    struct head kh = next_head(KEY(FX_S_KEY));
     int key = kh.major == M_SIMPLE && kh.v == 21;
     /* Wall clock: absolute in key samples, else the difference from the
      * time predicted by the chunk's key sample. */
     int64_t wall, sv = 0;
-    if (at[9] && get_int(KEY(9), &sv) < 0)
+    if (at[FX_S_WALL] && get_int(KEY(FX_S_WALL), &sv) < 0)
         return bad_item(r, "a wall-clock time that is not an integer");
     if (!key && !r->have_key_wall) /* no key sample yet: a damaged chunk start */
         return bad_item(r, "a chunk that does not start with a key sample");
+    /* Format 2: a sample that is not a key sample holds its interval, as
+     * the difference from the interval before it when there is one. */
+    int64_t dt = 0;
+    if (r->hdr.format_version >= 2 && !key) {
+        if (!r->in_chunk || !r->have_prev)
+            return bad_item(r, "a chunk that does not start with a key sample");
+        if ((r->have_dt ? __builtin_add_overflow(r->last_dt, t, &dt) : (dt = t, 0)) || dt < 0 ||
+            __builtin_add_overflow(r->last_t, dt, &t))
+            return bad_item(r, dt < 0 ? "a sample time before the previous sample's" : "a time out of range");
+    }
     int64_t key_wall = key ? sv : r->key_wall, key_t = key ? t : r->key_t;
     /* Times that cannot be represented are damage, never a wrapped value. */
     int64_t mono, since_key;
@@ -625,10 +968,10 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     /* The image (key 10, absent: 1) and, after an exec, the layout and app
      * type (key 11, absent: the header's). */
     uint64_t image = 1, slot = r->slot, app = r->hdr.app_type, n2;
-    if (at[10] && (get_uint(KEY(10), &image) < 0 || image == 0 || image > UINT32_MAX))
+    if (at[FX_S_IMAGE] && (get_uint(KEY(FX_S_IMAGE), &image) < 0 || image == 0 || image > UINT32_MAX))
         return bad_item(r, "a bad image number");
-    if (at[11] && (get_arr(KEY(11), &n2) < 0 || n2 < 2 || get_uint(&c, &slot) < 0 || slot < 48 ||
-                   felix_slot_size_valid((unsigned)slot) != slot || get_uint(&c, &app) < 0 || app > 255))
+    if (at[FX_S_LAYOUT] && (get_arr(KEY(FX_S_LAYOUT), &n2) < 0 || n2 < 2 || get_uint(&c, &slot) < 0 || slot < 48 ||
+                            felix_slot_size_valid((unsigned)slot) != slot || get_uint(&c, &app) < 0 || app > 255))
         return bad_item(r, "a bad slot layout");
     unsigned nwords = (unsigned)slot / 8 - 1;
     /* What any FEX segment can hold, and never more threads than bytes. */
@@ -643,48 +986,35 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     /* Delta-coded against the previous sample only within a chunk and one
      * layout (a hostile file could change it mid-chunk). */
     int delta = !key && r->in_chunk && r->have_prev && felix_snapshot_get_info(r->prev)->slot_size == slot;
-    if ((rc = fx_grow_deltas(&r->dl, (size_t)nthr, nwords)) < 0)
-        return rc;
-    for (uint64_t n = 0; n < nthr; n++) {
-        uint64_t m, tid;
-        if (get_arr(&threads, &m) < 0 || m < 1)
-            return bad_item(r, "a thread that is not an array");
-        if (get_uint(&threads, &tid) < 0 || tid == 0 || tid > UINT32_MAX)
-            return bad_item(r, "a bad thread id");
-        m--;
-        long pj = delta ? felix_snapshot_index(r->prev, (uint32_t)tid) : -1;
-        const uint64_t *pd = pj >= 0 && r->dl.has[pj] ? fx_delta_prev(&r->dl, (size_t)pj) : NULL;
-        uint64_t *nd = fx_delta_next(&r->dl, felix_snapshot_get_info(s)->nthreads);
-        if (pj >= 0)
-            fx_thread_words(r->prev, (size_t)pj, r->wbuf);
-        else
-            memset(r->wbuf, 0, nwords * sizeof *r->wbuf);
-        for (uint64_t w = 0; w < nwords || w < m; w++) {
-            uint64_t v = 0;
-            if (w < m && get_word(&threads, &v) < 0)
-                return bad_item(r, "a counter that is not an integer");
-            if (w >= nwords)
-                continue; /* more words than the layout: ignored */
-            if (pj >= 0) {
-                nd[w] = pd ? pd[w] + v : v; /* this sample's delta */
-                r->wbuf[w] += nd[w];
-            } else {
-                r->wbuf[w] = v;
-            }
-        }
-        uint32_t before = felix_snapshot_get_info(s)->nthreads;
-        if ((rc = felix_snapshot_append(s, (uint32_t)tid, 0, r->wbuf, nwords)) < 0)
-            return rc;
-        if (felix_snapshot_get_info(s)->nthreads > before) /* not a dropped duplicate */
-            r->dl.next_has[before] = pj >= 0;
+    st->nev = 0;
+    st->in_order = 0;
+    if (block) {
+        rc = parse_threads_v2(r, s, th.s, th.s + th.v, (unsigned)slot, nwords, delta, st);
+    } else if ((rc = fx_grow_deltas(&r->dl, (size_t)nthr, nwords)) == 0 &&
+               (rc = fx_grow((void **)&r->link, &r->link_cap, nthr ? nthr : 1, sizeof *r->link)) == 0) {
+        rc = parse_threads_v1(r, s, &threads, nthr, nwords, delta);
     }
-    if (threads.bad)
-        return bad_item(r, "a malformed thread list");
+    if (rc < 0)
+        return rc;
     size_t n = felix_snapshot_get_info(s)->nthreads;
     if ((rc = fx_grow_extras(&r->ex, n ? n : 1)) < 0)
         return rc;
-    for (size_t x = 0; x < n; x++) { /* names and CPU carry over */
-        long pj = r->have_prev ? felix_snapshot_index(r->prev, felix_snapshot_thread(s, x)->tid) : -1;
+    const felix_thread *st_threads = fx_snapshot_threads(s);
+    size_t x0 = 0;
+    if (st->in_order && delta) { /* the same threads in the same places: one copy */
+        memcpy(r->ex.next, r->ex.cur, n * sizeof *r->ex.next);
+        for (; x0 < n; x0++)
+            r->ex.next[x0].has_cpu = r->ex.next[x0].has_cpu != 0;
+    }
+    for (size_t x = x0; x < n; x++) { /* names and CPU carry over */
+        long pj = r->link[x];
+        if (pj == (long)x && delta) { /* the same thread at the same place */
+            r->ex.next[x] = r->ex.cur[x];
+            r->ex.next[x].has_cpu = r->ex.next[x].has_cpu != 0;
+            continue;
+        }
+        if (pj < 0 && r->have_prev)
+            pj = felix_snapshot_index(r->prev, st_threads[x].tid);
         if (pj >= 0)
             r->ex.next[x] = r->ex.cur[pj];
         else
@@ -695,7 +1025,30 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
             r->ex.next[x].has_cpu = 1; /* known, but not measured in this sample */
     }
     uint64_t ne;
-    if (at[4] && get_arr(KEY(4), &ne) == 0) { /* names: [tid, name] */
+    struct head names = next_head(KEY(FX_S_NAMES));
+    if (at[FX_S_NAMES] && names.major == M_BYTES) { /* format 2's names block */
+        const unsigned char *p = names.s, *end = names.s + names.v;
+        const char *prev = "";
+        uint64_t idx = 0, skip, shared, len;
+        while (p < end) {
+            if (get_varint(&p, end, &skip) < 0 || get_varint(&p, end, &shared) < 0 || get_varint(&p, end, &len) < 0 ||
+                skip >= n - idx || shared > strlen(prev) || len > (uint64_t)(end - p))
+                return bad_item(r, "a bad thread-name block");
+            idx += skip;
+            char *name = r->ex.next[idx].name;
+            size_t keep = shared < FX_NAME_LEN - 1 ? (size_t)shared : FX_NAME_LEN - 1;
+            size_t add = len < FX_NAME_LEN - 1 - keep ? (size_t)len : FX_NAME_LEN - 1 - keep;
+            memmove(name, prev, keep);
+            memcpy(name + keep, p, add);
+            name[keep + add] = '\0';
+            for (size_t k = keep; k < keep + add; k++) /* no control bytes reach callers */
+                if ((unsigned char)name[k] < 0x20)
+                    name[k] = '?';
+            p += len;
+            prev = name;
+            idx++;
+        }
+    } else if (at[FX_S_NAMES] && get_arr(KEY(FX_S_NAMES), &ne) == 0) { /* names: [tid, name] */
         for (uint64_t e = 0; e < ne && !c.bad; e++) {
             uint64_t len, tid;
             long x;
@@ -706,7 +1059,21 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
                 get_str(&one, r->ex.next[x].name, FX_NAME_LEN);
         }
     }
-    if (at[5] && get_arr(KEY(5), &ne) == 0) { /* CPU times: [tid, ns or its difference] */
+    struct head cpu = next_head(KEY(FX_S_CPU));
+    if (at[FX_S_CPU] && cpu.major == M_BYTES) { /* format 2's CPU block */
+        const unsigned char *p = cpu.s, *end = cpu.s + cpu.v;
+        uint64_t e, code;
+        if (get_varint(&p, end, &e) < 0 || e > FX_CPU_MAX_EXP)
+            return bad_item(r, "a bad CPU-time block");
+        for (size_t x = 0; x < n && get_varint(&p, end, &code) == 0; x++) {
+            if (code == 0)
+                continue;
+            struct thread_extra *ex = &r->ex.next[x];
+            uint64_t v = fx_unzigzag(code - 1) * fx_pow10[e];
+            ex->cpu = ex->has_cpu ? ex->cpu + v : v;
+            ex->has_cpu = 2; /* measured in this sample */
+        }
+    } else if (at[FX_S_CPU] && get_arr(KEY(FX_S_CPU), &ne) == 0) { /* CPU times: [tid, ns or its difference] */
         for (uint64_t e = 0; e < ne && !c.bad; e++) {
             uint64_t len, tid, v;
             long x;
@@ -720,8 +1087,12 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
             }
         }
     }
+    if (at[FX_S_CPU]) /* what was measured in this sample goes with it */
+        for (size_t x = 0; x < n; x++)
+            if (r->ex.next[x].has_cpu == 2 && (rc = felix_snapshot_set_thread_cpu_ns(s, x, r->ex.next[x].cpu)) < 0)
+                return rc;
     felix_mem *mem = felix_snapshot_mem_mut(s);
-    if (at[6] && get_arr(KEY(6), &ne) == 0) { /* regions: [name, rss, size, maps, largest] */
+    if (at[FX_S_REGIONS] && get_arr(KEY(FX_S_REGIONS), &ne) == 0) { /* regions: [name, rss, size, maps, largest] */
         felix_mem_clear(mem);
         for (uint64_t e = 0; e < ne && !c.bad; e++) {
             char name[48];
@@ -735,13 +1106,13 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
                 return rc;
         }
         uint64_t prss, pmaps; /* the whole process's (key 12) */
-        if (at[12] && get_arr(KEY(12), &ne) == 0 && ne >= 2 && get_uint(&c, &prss) == 0 && get_uint(&c, &pmaps) == 0)
+        if (at[FX_S_PROCESS_MEM] && get_arr(KEY(FX_S_PROCESS_MEM), &ne) == 0 && ne >= 2 && get_uint(&c, &prss) == 0 && get_uint(&c, &pmaps) == 0)
             felix_mem_set_process(mem, prss, (uint32_t)(pmaps > UINT32_MAX ? UINT32_MAX : pmaps));
         felix_snapshot_set_has_mem(s, 1);
     }
     st->seg_head = r->seg_head, st->seg_size = r->seg_size, st->seg_real = r->seg_real;
     uint64_t v[5];
-    if (at[7] && get_arr(KEY(7), &ne) == 0 && ne >= 3 && get_uint(&c, &v[0]) == 0 && get_uint(&c, &v[1]) == 0 &&
+    if (at[FX_S_SEGMENT] && get_arr(KEY(FX_S_SEGMENT), &ne) == 0 && ne >= 3 && get_uint(&c, &v[0]) == 0 && get_uint(&c, &v[1]) == 0 &&
         get_uint(&c, &v[2]) == 0) {
         st->seg_head = (uint32_t)v[0];
         st->seg_size = (uint32_t)v[1];
@@ -754,7 +1125,7 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     si->head = st->seg_head;
     si->size = st->seg_size;
     si->real_size = st->seg_real;
-    if (at[8] && get_arr(KEY(8), &ne) == 0 && ne >= 5) {
+    if (at[FX_S_ANOMALIES] && get_arr(KEY(FX_S_ANOMALIES), &ne) == 0 && ne >= 5) {
         int ok = 1;
         for (int k = 0; k < 5; k++)
             ok &= get_uint(&c, &v[k]) == 0;
@@ -768,6 +1139,8 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     }
 #undef KEY
     st->key = key;
+    st->t_rel = t;
+    st->dt = dt;
     st->mono = mono;
     st->wall = key_wall;
     st->t = key_t;
@@ -793,6 +1166,16 @@ static void commit_sample(felix_rec_reader *r, const struct sample_state *st)
     r->sample_no++;
     r->last_mono = st->mono;
     r->last_key = st->key;
+    r->last_t = st->t_rel;
+    r->last_dt = st->dt;
+    r->colhdr_valid = st->ncolhdr != 0; /* the last sample left column headers (a thread block) */
+    if (st->ncolhdr) { /* format 2: the columns' headers go on */
+        unsigned *t = r->colhdr;
+        r->colhdr = r->colhdr_next, r->colhdr_next = t;
+        size_t c = r->colhdr_cap;
+        r->colhdr_cap = r->colhdr_next_cap, r->colhdr_next_cap = c;
+    }
+    r->have_dt = !st->key;
 }
 
 static int parse_event(felix_rec_reader *r, const unsigned char *item, size_t used, felix_rec_event *ev)
@@ -802,26 +1185,27 @@ static int parse_event(felix_rec_reader *r, const unsigned char *item, size_t us
         return bad_item(r, "an event key that is not an integer");
     felix_rec_event e;
     memset(&e, 0, sizeof e);
+    e.version = FELIX_REC_EVENT_VERSION;
     uint64_t v;
     int64_t sv;
     struct cur c;
 #define KEY(k) (c = at_key(at, k, item, used), &c)
-    if (get_int(KEY(1), &sv) == 0 && __builtin_add_overflow(r->hdr.start_mono_ns, sv, &e.mono_ns))
+    if (get_int(KEY(FX_E_TIME), &sv) == 0 && __builtin_add_overflow(r->hdr.start_mono_ns, sv, &e.mono_ns))
         return bad_item(r, "an event time out of range");
-    if (get_uint(KEY(2), &v) == 0)
+    if (get_uint(KEY(FX_E_KIND), &v) == 0)
         e.kind = (int)(v > 1000 ? 0 : v);
-    if (get_uint(KEY(3), &v) == 0)
+    if (get_uint(KEY(FX_E_TID), &v) == 0)
         e.tid = (uint32_t)v;
-    if (get_int(KEY(4), &sv) == 0 && sv >= INT32_MIN && sv <= INT32_MAX) {
+    if (get_int(KEY(FX_E_STATUS), &sv) == 0 && sv >= INT32_MIN && sv <= INT32_MAX) {
         e.status = (int)sv;
         e.has_status = 1;
     }
-    get_str(KEY(5), e.reason, sizeof e.reason);
-    if (get_uint(KEY(6), &v) == 0)
+    get_str(KEY(FX_E_REASON), e.reason, sizeof e.reason);
+    if (get_uint(KEY(FX_E_INTERVAL), &v) == 0)
         e.interval_ns = (int64_t)(v > INT64_MAX ? 0 : v);
-    if (get_uint(KEY(7), &v) == 0)
+    if (get_uint(KEY(FX_E_MISSED), &v) == 0)
         e.count = v;
-    if (get_uint(KEY(8), &v) == 0)
+    if (get_uint(KEY(FX_E_IMAGE), &v) == 0)
         e.count = v;
 #undef KEY
     if (ev)
@@ -855,8 +1239,7 @@ static int reader_init(felix_rec_reader **out, int fd, int own)
     r->dctx_mem = fx_malloc(dsize);
     r->dctx = r->dctx_mem ? ZSTD_initStaticDCtx(r->dctx_mem, dsize) : NULL;
     int rc = 0;
-    if (!r->in || !r->d || !r->dctx || felix_snapshot_new(&r->prev) < 0 || felix_snapshot_new(&r->cur) < 0 ||
-        felix_snapshot_new(&r->pending) < 0)
+    if (!r->in || !r->d || !r->dctx || felix_snapshot_new(&r->prev) < 0 || felix_snapshot_new(&r->cur) < 0)
         rc = fx_fail(FELIX_ENOMEM, "out of memory creating a recording reader");
     if (rc == 0)
         ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, FX_WINDOW_LOG_MAX);
@@ -914,9 +1297,14 @@ void felix_rec_reader_close(felix_rec_reader *r)
     fx_free(r->d);
     felix_snapshot_free(r->prev);
     felix_snapshot_free(r->cur);
-    felix_snapshot_free(r->pending);
     fx_extras_free(&r->ex);
-    fx_free(r->wbuf);
+    fx_free(r->link);
+    fx_free(r->ids);
+    fx_free(r->kept);
+    fx_free(r->colhdr);
+    fx_free(r->colhdr_next);
+    fx_free(r->used);
+    fx_free(r->evq);
     fx_deltas_free(&r->dl);
     fx_free(r->chunks);
     fx_free(r->regions);
@@ -924,6 +1312,8 @@ void felix_rec_reader_close(felix_rec_reader *r)
 }
 
 const felix_rec_header *felix_rec_reader_header(const felix_rec_reader *r) { return r ? &r->hdr : NULL; }
+
+const felix_snapshot *fx_rec_reader_last(const felix_rec_reader *r) { return r && r->have_prev ? r->prev : NULL; }
 int64_t felix_rec_sample_number(const felix_rec_reader *r) { return r ? r->sample_no : -1; }
 uint64_t felix_rec_offset(const felix_rec_reader *r) { return r ? r->in_off + r->in_pos : 0; }
 
@@ -942,15 +1332,33 @@ int felix_rec_thread_cpu_ns(const felix_rec_reader *r, uint32_t tid, uint64_t *o
     return 0;
 }
 
-int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *ev, int *out_item)
+/* The next item; with want_events, the thread events a format-2 sample's
+ * links say come first (as event items would), then the sample. */
+static int read_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *ev, int *out_item, int want_events)
 {
     if (!r)
         return fx_fail(FELIX_EINVAL, "felix_rec_next: NULL reader");
-    if (r->have_pending) {
-        int rc = snap ? felix_snapshot_copy(snap, r->pending) : 0;
+    if (ev && !FX_VERSION_OK(ev, FELIX_REC_EVENT_VERSION))
+        return fx_fail(FELIX_EINVAL, "felix_rec_next: event version %u (start from FELIX_REC_EVENT_INIT)", ev->version);
+    if (r->evpos < r->nev) {
+        if (ev) {
+            memset(ev, 0, sizeof *ev);
+            ev->version = FELIX_REC_EVENT_VERSION;
+            ev->kind = r->evq[r->evpos].kind;
+            ev->tid = r->evq[r->evpos].tid;
+            ev->mono_ns = r->last_mono;
+        }
+        r->evpos++;
+        if (out_item)
+            *out_item = FELIX_REC_EVENT;
+        return 0;
+    }
+    if (r->have_pending) { /* the last sample read (prev) waits: after its events, or a seek by time */
+        int rc = snap ? felix_snapshot_copy(snap, r->prev) : 0;
         if (rc < 0)
             return rc;
         r->have_pending = 0;
+        r->nev = r->evpos = 0;
         if (out_item)
             *out_item = FELIX_REC_SAMPLE;
         return 0;
@@ -966,10 +1374,19 @@ int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *e
             /* Parsed and handed out before it counts as read: a failure
              * (out of memory) leaves the reader where it was. */
             struct sample_state st = {0};
-            if ((rc = parse_sample(r, item, used, &st)) < 0 || (snap && (rc = felix_snapshot_copy(snap, r->cur)) < 0))
+            if ((rc = parse_sample(r, item, used, &st)) < 0)
+                return rc;
+            int events = want_events && st.nev;
+            if (!events && snap && (rc = felix_snapshot_copy(snap, r->cur)) < 0)
                 return rc;
             commit_sample(r, &st);
             consume(r, used);
+            if (events) {
+                r->nev = st.nev;
+                r->evpos = 0;
+                r->have_pending = 1;
+                return read_next(r, snap, ev, out_item, want_events);
+            }
             if (out_item)
                 *out_item = FELIX_REC_SAMPLE;
             return 0;
@@ -993,11 +1410,16 @@ int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *e
     }
 }
 
+int felix_rec_next(felix_rec_reader *r, felix_snapshot *snap, felix_rec_event *ev, int *out_item)
+{
+    return read_next(r, snap, ev, out_item, 1);
+}
+
 int felix_rec_next_sample(felix_rec_reader *r, felix_snapshot *snap)
 {
     for (;;) {
         int item = 0;
-        int rc = felix_rec_next(r, snap, NULL, &item);
+        int rc = read_next(r, snap, NULL, &item, 0);
         if (rc < 0)
             return rc;
         if (item == FELIX_REC_SAMPLE)
@@ -1023,6 +1445,8 @@ static int reposition(felix_rec_reader *r, uint64_t offset)
     r->hint = 32;
     r->eof = 0;
     r->have_prev = r->in_chunk = r->have_pending = 0;
+    r->nev = r->evpos = 0;
+    r->colhdr_valid = 0;
     r->have_key_wall = 0;
     r->ended = 0;
     return 0;
@@ -1092,16 +1516,16 @@ static int load_index(felix_rec_reader *r)
     size_t used;
     int check = CHECK_ABSENT;
     const unsigned char *at[NKEYS];
-    ok = pread(r->fd, buf, len, (off_t)(sum + 8)) == (ssize_t)len && frame_whole(buf, len, &used, &check) == 0 &&
+    ok = pread(r->fd, buf, len, (off_t)(sum + 8)) == (ssize_t)len && frame_whole(buf, len, &used, &check, r->crc_kind) == 0 &&
          check == CHECK_GOOD && item_type(buf, used) == FX_ITEM_INDEX && item_keys(buf, used, at) == 0;
     r->nchunks = 0;
     r->nregions = 0;
     struct cur c;
     uint64_t ne;
     int rc = 0;
-    if (ok && get_uint((c = at_key(at, 2, buf, used), &c), &r->total_samples) < 0)
+    if (ok && get_uint((c = at_key(at, FX_I_SAMPLES, buf, used), &c), &r->total_samples) < 0)
         ok = 0;
-    if (ok && (c = at_key(at, 1, buf, used), get_arr(&c, &ne) == 0)) {
+    if (ok && (c = at_key(at, FX_I_CHUNKS, buf, used), get_arr(&c, &ne) == 0)) {
         for (uint64_t e = 0; ok && e < ne; e++) { /* [offset, first sample, first time, samples] */
             uint64_t n4, off, first, ns;
             int64_t ft;
@@ -1117,7 +1541,7 @@ static int load_index(felix_rec_reader *r)
                 r->chunks[r->nchunks - 1].samples = ns;
         }
     }
-    if (ok && (c = at_key(at, 3, buf, used), get_arr(&c, &ne) == 0)) {
+    if (ok && (c = at_key(at, FX_I_REGIONS, buf, used), get_arr(&c, &ne) == 0)) {
         for (uint64_t e = 0; e < ne && !c.bad && rc == 0; e++) {
             char name[48];
             if (get_str(&c, name, sizeof name) == 0)
@@ -1156,8 +1580,8 @@ static int scan_index(felix_rec_reader *r)
         }
         struct cur c;
         int64_t t = 0;
-        get_int((c = at_key(at, 1, item, used), &c), &t);
-        struct head kh = next_head((c = at_key(at, 2, item, used), &c));
+        get_int((c = at_key(at, FX_S_TIME, item, used), &c), &t); /* absolute in a key sample */
+        struct head kh = next_head((c = at_key(at, FX_S_KEY, item, used), &c));
         r->sample_no++;
         /* A chunk is a frame that starts with a key sample (a file that
          * puts more in one frame gets one chunk for it). */
@@ -1167,7 +1591,7 @@ static int scan_index(felix_rec_reader *r)
         if (r->nchunks)
             r->chunks[r->nchunks - 1].samples++;
         uint64_t ne;
-        if ((c = at_key(at, 6, item, used), get_arr(&c, &ne) == 0)) {
+        if ((c = at_key(at, FX_S_REGIONS, item, used), get_arr(&c, &ne) == 0)) {
             for (uint64_t e = 0; e < ne && !c.bad; e++) {
                 char name[48];
                 uint64_t n5;
@@ -1349,9 +1773,7 @@ int felix_rec_seek_time(felix_rec_reader *r, int64_t t_ns)
                        ? fx_fail(FELIX_ERANGE, "time %lld ns is past the end", (long long)t_ns)
                        : rc;
         if (felix_snapshot_get_info(r->prev)->mono_ns - r->hdr.start_mono_ns >= t_ns) {
-            if ((rc = felix_snapshot_copy(r->pending, r->prev)) < 0)
-                return rc;
-            r->have_pending = 1;
+            r->have_pending = 1; /* read already: the next call hands it out */
             return 0;
         }
     }

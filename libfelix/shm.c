@@ -15,7 +15,7 @@
  *    there are slots.
  *  - image counts the process images seen: it moves on when a good snapshot
  *    follows a restart window, the object shrank, was truncated without
- *    growing (its mtime moved), or its identity (FEX version, app type, slot
+ *    growing (its mtime moved while it was one host page), or its identity (FEX version, app type, slot
  *    size) changed once the image's header had settled (read the same for
  *    SETTLE_NS: FEX writes a new header field by field, and a writer
  *    preempted halfway, under an emulator for milliseconds, must not look
@@ -382,13 +382,12 @@ static int restarting(felix_shm *shm, const char *why, size_t size)
     return fx_fail(FELIX_ERESTART, "%s is being (re)created: %s (%zu bytes)", shm->info.path, why, size);
 }
 
-/* fstat, copy and validate the header: the first half of every snapshot. */
-static int read_header(felix_shm *shm)
+/* fstat and copy the header (into buf, and reserve for the object's size). */
+static int copy_header(felix_shm *shm, struct stat *st)
 {
-    struct stat st;
-    if (fstat(shm->fd, &st) < 0)
+    if (fstat(shm->fd, st) < 0)
         return fx_fail(FELIX_EIO, "cannot stat %s: %s", shm->info.path, strerror(errno));
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)st->st_size;
     if (size < FELIX_HEADER_SIZE) {
         if (shm->live)
             return restarting(shm, "shorter than its header", size);
@@ -408,6 +407,38 @@ static int read_header(felix_shm *shm)
     shm->blocks_read = 0;
     if ((rc = need(shm, 0, FELIX_HEADER_SIZE)) < 0)
         return rc == FELIX_ERESTART ? restarting(shm, "truncated while read", shm->readable) : rc;
+    return 0;
+}
+
+/* fstat, copy and validate the header: the first half of every snapshot. */
+static int read_header(felix_shm *shm)
+{
+    /* An object of one host page has its header copied between two fstats
+     * that agree, so the mtime kept below is the object's as of the bytes
+     * read: a writer creating the object meanwhile (its first write fault
+     * moves the mtime) would pass for a truncation at the next snapshot. */
+    struct stat st, after;
+    int rc;
+    long host_page = sysconf(_SC_PAGESIZE);
+    for (int attempt = 0;; attempt++) {
+        if ((rc = copy_header(shm, &st)) < 0)
+            return rc;
+        /* The mtime only counts for an object of one host page (below): a
+         * larger one needs no second look. */
+        if ((uint64_t)st.st_size > (uint64_t)(host_page > 0 ? host_page : 4096))
+            break;
+        if (fstat(shm->fd, &after) < 0)
+            return fx_fail(FELIX_EIO, "cannot stat %s: %s", shm->info.path, strerror(errno));
+        if (after.st_size == st.st_size && after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+            after.st_mtim.tv_nsec == st.st_mtim.tv_nsec)
+            break;
+        if (attempt == 3) { /* still changing: a window like the others */
+            shm->info.restarts++;
+            return fx_fail(FELIX_ERESTART, "%s is being (re)created: it changed while its header was read",
+                           shm->info.path);
+        }
+    }
+    size_t size = (size_t)st.st_size;
     const unsigned char *b = shm->buf;
     if (shm->live && all_zero(b, FELIX_HEADER_SIZE))
         return restarting(shm, "its header is not written yet", size);
@@ -422,10 +453,17 @@ static int read_header(felix_shm *shm)
         h.remaps++;
     /* A new image: after a restart window, a smaller object (FEX never
      * shrinks one it runs in), another FEX, app type or layout, or a
-     * truncation we did not see: the mtime moved (truncation and growth move
-     * it; writes through FEX's mapping and the unlink at FEX's exit do not)
-     * and the object did not grow. */
+     * truncation we did not see: the mtime moved (truncation, growth and the
+     * first write to a page move it; later writes through FEX's mapping and
+     * the unlink at FEX's exit do not; read_header's two fstats keep that
+     * first write from landing between the mtime and the bytes) and the
+     * object did not grow. */
     int mtime_moved = st.st_mtim.tv_sec != shm->good_mtime.tv_sec || st.st_mtim.tv_nsec != shm->good_mtime.tv_nsec;
+    /* Only for an object of one host page: in a larger one, FEX's first
+     * write to a page it had not touched (a thread slot after a growth)
+     * moves a tmpfs object's mtime too. A new image starts at one page, so
+     * an exec from a larger object shows as a smaller one. */
+    mtime_moved &= h.real_size <= (uint64_t)(host_page > 0 ? host_page : 4096);
     /* A new image writes its header field by field: until its identity has
      * read the same for SETTLE_NS, a change is that header being completed. */
     int ident_changed = memcmp(shm->ident, b, sizeof shm->ident) != 0;

@@ -4,6 +4,10 @@
  *  - extra holds nextra words per thread, same order.
  *  - index is an open-addressing table of (slot+1) entries, capacity a power
  *    of two at least twice nthreads, so lookups by TID are O(1).
+ *  - cpu[0..ncpu) holds the host CPU times measured with the snapshot, by
+ *    thread index (FX_CPU_UNSET: not measured); threads from ncpu on were
+ *    not measured. begin() empties it, so a snapshot never carries another
+ *    sample's times.
  */
 #include "felix/felix.h"
 #include "internal.h"
@@ -22,7 +26,11 @@ struct felix_snapshot {
     size_t index_cap;  /* power of two */
     felix_mem *mem;
     int has_mem;
+    uint64_t *cpu;
+    size_t cpu_cap, ncpu;
 };
+
+#define FX_CPU_UNSET UINT64_MAX
 
 static const char *const counter_names[FELIX_NCOUNTERS] = {
     "jit_time", "signal_time", "sigbus", "smc", "softfloat",
@@ -86,6 +94,7 @@ void felix_snapshot_free(felix_snapshot *s)
     fx_free(s->threads);
     fx_free(s->extra);
     fx_free(s->index);
+    fx_free(s->cpu);
     felix_mem_free(s->mem);
     fx_free(s);
 }
@@ -202,6 +211,30 @@ int felix_snapshot_begin(felix_snapshot *s, int64_t mono_ns, int64_t wall_ns,
     s->info.nextra = (uint16_t)(nwords > FELIX_NCOUNTERS ? nwords - FELIX_NCOUNTERS : 0);
     s->info.image = 1;
     s->has_mem = 0;
+    s->ncpu = 0;
+    return 0;
+}
+
+int felix_snapshot_thread_cpu_ns(const felix_snapshot *s, size_t i, uint64_t *out)
+{
+    if (!s || i >= s->ncpu || i >= s->info.nthreads || s->cpu[i] == FX_CPU_UNSET || !out)
+        return FELIX_EINVAL; /* not measured: no detail to set, this is the common case */
+    *out = s->cpu[i];
+    return 0;
+}
+
+int felix_snapshot_set_thread_cpu_ns(felix_snapshot *s, size_t i, uint64_t ns)
+{
+    if (!s || i >= s->info.nthreads)
+        return fx_fail(FELIX_EINVAL, "felix_snapshot_set_thread_cpu_ns: no thread %zu", i);
+    int rc = fx_grow((void **)&s->cpu, &s->cpu_cap, i + 1, sizeof *s->cpu);
+    if (rc < 0)
+        return rc;
+    for (; s->ncpu < i; s->ncpu++)
+        s->cpu[s->ncpu] = FX_CPU_UNSET;
+    s->cpu[i] = ns == FX_CPU_UNSET ? ns - 1 : ns;
+    if (s->ncpu <= i)
+        s->ncpu = i + 1;
     return 0;
 }
 
@@ -210,34 +243,49 @@ int felix_snapshot_append(felix_snapshot *s, uint32_t tid, uint32_t offset,
 {
     if (!s || tid == 0 || (nwords && !words))
         return fx_fail(FELIX_EINVAL, "felix_snapshot_append: thread id 0 or no words");
-    if (felix_snapshot_index(s, tid) >= 0) {
-        s->info.anomaly_dup_tid++;
-        return 0;
-    }
-    uint32_t n = s->info.nthreads;
-    int rc;
-    if (n + 1 > s->threads_cap &&
-        (rc = fx_grow((void **)&s->threads, &s->threads_cap, n + 1, sizeof *s->threads)) < 0)
-        return rc;
-    size_t nextra = s->info.nextra;
-    if (nextra && (n + 1) * nextra > s->extra_cap &&
-        (rc = fx_grow((void **)&s->extra, &s->extra_cap, (n + 1) * nextra, sizeof *s->extra)) < 0)
-        return rc;
-    if ((size_t)(n + 1) * 2 > s->index_cap && (rc = index_reserve(s, n + 1)) < 0)
-        return rc;
+    const fx_row_id id = {tid, offset};
+    return fx_snapshot_append_rows(s, &id, words, 1, nwords, NULL);
+}
 
-    felix_thread *t = &s->threads[n];
-    t->tid = tid;
-    t->offset = offset;
-    size_t nk = s->info.nknown < nwords ? s->info.nknown : nwords;
-    for (size_t i = 0; i < FELIX_NCOUNTERS; i++)
-        t->c[i] = i < nk ? words[i] : 0;
-    for (size_t i = 0; i < nextra; i++) {
-        size_t w = FELIX_NCOUNTERS + i;
-        s->extra[n * nextra + i] = w < nwords ? words[w] : 0;
+const felix_thread *fx_snapshot_threads(const felix_snapshot *s) { return s->threads; }
+
+int fx_snapshot_append_rows(felix_snapshot *s, const fx_row_id *ids, const uint64_t *words, size_t n,
+                            size_t nwords, uint32_t *kept)
+{
+    size_t have = s->info.nthreads, nextra = s->info.nextra;
+    int rc;
+    if ((have + n > s->threads_cap && (rc = fx_grow((void **)&s->threads, &s->threads_cap, have + n, sizeof *s->threads)) < 0) ||
+        (nextra && (have + n) * nextra > s->extra_cap &&
+         (rc = fx_grow((void **)&s->extra, &s->extra_cap, (have + n) * nextra, sizeof *s->extra)) < 0) ||
+        ((have + n) * 2 > s->index_cap && (rc = index_reserve(s, have + n)) < 0))
+        return rc;
+    size_t mask = s->index_cap - 1, nk = s->info.nknown < nwords ? s->info.nknown : nwords;
+    uint32_t m = (uint32_t)have;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *row = nwords ? words + i * nwords : words;
+        uint32_t tid = ids[i].tid, e;
+        size_t h = hash_tid(tid, mask);
+        while ((e = s->index[h]) != 0 && s->threads[e - 1].tid != tid)
+            h = (h + 1) & mask;
+        if (e != 0 || tid == 0) { /* a duplicate (or no TID): dropped */
+            s->info.anomaly_dup_tid += tid != 0;
+            continue;
+        }
+        felix_thread *t = &s->threads[m];
+        t->tid = tid;
+        t->offset = ids[i].offset;
+        if (nk)
+            memcpy(t->c, row, nk * sizeof *row);
+        if (nk < FELIX_NCOUNTERS)
+            memset(t->c + nk, 0, (FELIX_NCOUNTERS - nk) * sizeof *row);
+        for (size_t x = 0; x < nextra; x++)
+            s->extra[m * nextra + x] = FELIX_NCOUNTERS + x < nwords ? row[FELIX_NCOUNTERS + x] : 0;
+        s->index[h] = m + 1;
+        if (kept)
+            kept[m - have] = (uint32_t)i;
+        m++;
     }
-    index_insert(s, n);
-    s->info.nthreads = n + 1;
+    s->info.nthreads = m;
     return 0;
 }
 
@@ -254,13 +302,21 @@ int felix_snapshot_copy(felix_snapshot *dst, const felix_snapshot *src)
     if ((rc = fx_grow((void **)&dst->threads, &dst->threads_cap, n, sizeof *dst->threads)) < 0 ||
         (ne && n && (rc = fx_grow((void **)&dst->extra, &dst->extra_cap, n * ne, sizeof *dst->extra)) < 0) ||
         (n * 2 > dst->index_cap && (rc = index_reserve(dst, n)) < 0) ||
+        (src->ncpu && (rc = fx_grow((void **)&dst->cpu, &dst->cpu_cap, src->ncpu, sizeof *dst->cpu)) < 0) ||
         (src->has_mem && (rc = felix_mem_copy(dst->mem, src->mem)) < 0))
         return rc;
+    if (src->ncpu)
+        memcpy(dst->cpu, src->cpu, src->ncpu * sizeof *dst->cpu);
+    dst->ncpu = src->ncpu;
     if (n)
         memcpy(dst->threads, src->threads, n * sizeof *dst->threads);
     if (n && ne)
         memcpy(dst->extra, src->extra, n * ne * sizeof *dst->extra);
     dst->info = src->info;
     dst->has_mem = src->has_mem;
+    if (dst->index_cap == src->index_cap && n) { /* the same table: copied as it is */
+        memcpy(dst->index, src->index, src->index_cap * sizeof *dst->index);
+        return 0;
+    }
     return index_reserve(dst, n); /* a rebuild: the table is large enough */
 }

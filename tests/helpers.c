@@ -241,7 +241,7 @@ static void *a_realloc(void *p, size_t n, void *ctx)
 
 void t_alloc_install(void)
 {
-    static const felix_allocator a = {a_malloc, a_realloc, a_free, NULL};
+    static const felix_allocator a = {FELIX_ALLOCATOR_VERSION, a_malloc, a_realloc, a_free, NULL};
     felix_set_allocator(&a);
 }
 

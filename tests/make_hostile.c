@@ -20,6 +20,11 @@
  *   deep       an item nested 1,000 deep
  *   index      a sound recording whose (checked) index declares 1,000,000
  *              chunks and holds 100,000
+ *   v2-threads format 2: 32,768 threads (TIDs 1..32,768) in a 12 KiB key
+ *              sample, then 19 samples of them in order whose all-zero
+ *              columns take 2 bytes each
+ *   v2-declared format 2: a key sample that declares 32,768 new threads in
+ *              a 100-byte block (fewer bits than threads)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -69,12 +74,14 @@ static void text(const char *s)
     put(s, strlen(s));
 }
 
+static unsigned version = 1;
+
 static void header(unsigned tss)
 {
     map(5);
     uint_(0), uint_(0);
     uint_(1), text("felix-recording");
-    uint_(2), uint_(1);
+    uint_(2), uint_(version);
     uint_(6), uint_(1000000000);
     uint_(14), uint_(tss);
 }
@@ -106,6 +113,34 @@ static void threads(uint64_t first, uint64_t n)
     uint_(3), arr(n);
     for (uint64_t i = 0; i < n; i++)
         arr(1), uint_(first + i);
+}
+
+/* Format 2's bit columns (docs/recording-format.md, "Thread block"). */
+static unsigned char bits[1 << 16];
+static size_t nbits;
+static void bit_put(uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++, nbits++)
+        if (v >> i & 1)
+            bits[nbits / 8] |= (unsigned char)(1u << (nbits % 8));
+}
+
+/* A format-2 thread block: n threads, a link mode, then the bits. */
+static void block(uint64_t n, unsigned mode)
+{
+    unsigned char v[12];
+    size_t k = 0;
+    for (uint64_t x = n; ; x >>= 7) {
+        v[k++] = (unsigned char)((x & 0x7f) | (x >= 0x80 ? 0x80 : 0));
+        if (x < 0x80)
+            break;
+    }
+    v[k++] = (unsigned char)mode;
+    uint_(3), head(2, k + (nbits + 7) / 8);
+    put(v, k);
+    put(bits, (nbits + 7) / 8);
+    memset(bits, 0, sizeof bits);
+    nbits = 0;
 }
 
 /* CRC-32 (IEEE), as zlib computes it: items' check (key 23). */
@@ -197,6 +232,31 @@ int main(int argc, char **argv)
             threads(cls[0] == 'c' && samples % 2 ? 1000000 : 1000, n);
         }
         end_item(samples * 1000, samples);
+    } else if (strcmp(cls, "v2-threads") == 0) {
+        version = 2;
+        header(80);
+        sample_start(1, 0, 1);
+        bit_put(0, 1), bit_put(1, 8); /* TIDs: Rice p = 1, each 1 more than the last: zigzag 2 */
+        for (int i = 0; i < 32768; i++)
+            bit_put(2, 3);          /* q = 1: a 0 bit, a 1 bit, then the low bit 0 */
+        for (int c = 1; c < 11; c++) /* offsets and words: all zero */
+            bit_put(0, 1), bit_put(63, 8);
+        block(32768, 0);
+        for (samples = 1; samples < 20; samples++) {
+            sample_start(1, 1000, 0); /* the interval, then its change: 0 */
+            for (int c = 0; c < 9; c++) /* every word's residual 0 */
+                samples == 1 ? (bit_put(0, 1), bit_put(63, 8)) : bit_put(1, 1);
+            block(32768, 1);
+        }
+        end_item(samples * 1000, samples);
+    } else if (strcmp(cls, "v2-declared") == 0) {
+        version = 2;
+        header(80);
+        sample_start(1, 0, 1);
+        for (int i = 0; i < 800; i++)
+            bit_put(i & 1, 1);
+        block(32768, 0);
+        corrupt = 1;
     } else if (strcmp(cls, "deep") == 0) {
         header(80);
         sample_start(2, 0, 1);

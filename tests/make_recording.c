@@ -11,8 +11,7 @@ int main(int argc, char **argv)
     if (argc != 5)
         return 2;
     int n = atoi(argv[2]), ms = atoi(argv[3]), threads = atoi(argv[4]);
-    felix_rec_header h;
-    memset(&h, 0, sizeof h);
+    felix_rec_header h = FELIX_REC_HEADER_INIT;
     snprintf(h.host, sizeof h.host, "test");
     snprintf(h.name, sizeof h.name, "synthetic");
     snprintf(h.fex_version, sizeof h.fex_version, "FEX-synthetic");
@@ -41,6 +40,7 @@ int main(int argc, char **argv)
             acc[k - 1][FELIX_C_JIT_COUNT] += (uint64_t)(10 * k * ms);
             felix_snapshot_append(s, (uint32_t)(100 + k), 0, acc[k - 1], 9);
             snprintf(names[k - 1], sizeof names[k - 1], "synth-%d", k);
+            info[k - 1] = (felix_rec_thread_info)FELIX_REC_THREAD_INFO_INIT;
             info[k - 1].tid = (uint32_t)(100 + k);
             info[k - 1].name = names[k - 1];
             info[k - 1].has_cpu = 0;

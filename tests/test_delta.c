@@ -352,6 +352,68 @@ static void frame_budget(void)
     felix_delta_free(d);
 }
 
-T_MAIN(T(frame_budget), T(oom_delta), T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
+/* CPU: cpu_s when both ends measured the thread, -1 otherwise (or for a
+ * thread started in the frame); jit_cpu_pct over the span between the
+ * thread's last two measurements, kept through frames without one. The
+ * times travel with snapshot copies and are cleared by begin(). */
+static void cpu_deltas(void)
+{
+    felix_delta *d;
+    REQUIRE(felix_delta_new(&d, F, 4) == 0);
+    /* t = 0, 0.1, 0.2, 0.3 s; thread 7 has 0, 10, 20, 40 ms of JIT and is
+     * measured at 0, 0.1 and 0.3 s with 40 ms of CPU per 100 ms. */
+    felix_snapshot *s[4];
+    static const int measured[4] = {1, 1, 0, 1};
+    static const uint64_t jit_ms[4] = {0, 10, 20, 40};
+    for (int i = 0; i < 4; i++) {
+        s[i] = mk(1000000000LL + i * 100000000LL);
+        add(s[i], 7, 64, jit_ms[i] * 1000000, 0, 0, 0, 0);
+        add(s[i], 8, 144, 0, 0, 0, 0, 0);
+        if (measured[i])
+            CHECK_EQ(felix_snapshot_set_thread_cpu_ns(s[i], 0, 5000000000ull + (uint64_t)i * 40000000), 0);
+    }
+    uint64_t ns = 0;
+    CHECK_EQ(felix_snapshot_thread_cpu_ns(s[1], 0, &ns), 0);
+    CHECK_EQ(ns, 5040000000ull);
+    CHECK_EQ(felix_snapshot_thread_cpu_ns(s[1], 1, &ns), FELIX_EINVAL); /* thread 8: never measured */
+    CHECK_EQ(felix_snapshot_thread_cpu_ns(s[2], 0, &ns), FELIX_EINVAL);
+    CHECK_EQ(felix_snapshot_set_thread_cpu_ns(s[2], 2, 1), FELIX_EINVAL); /* no thread 2 */
+    felix_snapshot *c;
+    REQUIRE(felix_snapshot_new(&c) == 0);
+    CHECK_EQ(felix_snapshot_copy(c, s[3]), 0);
+    CHECK_EQ(felix_snapshot_thread_cpu_ns(c, 0, &ns), 0);
+    CHECK_EQ(ns, 5120000000ull);
+    felix_snapshot_begin(c, 5, 5, 80);
+    add(c, 7, 64, 0, 0, 0, 0, 0);
+    CHECK_EQ(felix_snapshot_thread_cpu_ns(c, 0, &ns), FELIX_EINVAL);
+    felix_snapshot_free(c);
+
+    CHECK_EQ(felix_delta_compute(d, NULL, s[0]), 0);
+    const felix_thread_delta *t = felix_delta_thread(d, 0);
+    CHECK(t->cpu_s == -1 && t->jit_cpu_pct == -1); /* started: a baseline */
+    CHECK_EQ(felix_delta_compute(d, s[0], s[1]), 0);
+    t = felix_delta_thread(d, 0); /* thread 7: the busier */
+    CHECK_EQ(t->tid, 7);
+    CHECK_NEAR(t->cpu_s, 0.04, 1e-12);
+    CHECK_NEAR(t->jit_cpu_pct, 25.0, 1e-9); /* 10 ms of JIT in 40 ms of CPU */
+    CHECK(felix_delta_thread(d, 1)->cpu_s == -1 && felix_delta_thread(d, 1)->jit_cpu_pct == -1);
+    CHECK_EQ(felix_delta_compute(d, s[1], s[2]), 0);
+    t = felix_delta_thread(d, 0);
+    CHECK(t->cpu_s == -1);                  /* not measured at 0.2 s */
+    CHECK_NEAR(t->jit_cpu_pct, 25.0, 1e-9); /* the last share, kept */
+    CHECK_EQ(felix_delta_compute(d, s[2], s[3]), 0);
+    t = felix_delta_thread(d, 0);
+    CHECK(t->cpu_s == -1);                  /* 0.2 s had none: no interval figure */
+    CHECK_NEAR(t->jit_cpu_pct, 37.5, 1e-9); /* 30 ms of JIT in 80 ms of CPU, 0.1 to 0.3 s */
+    /* Not successive (the delta's state is another frame's): shares start over. */
+    CHECK_EQ(felix_delta_compute(d, s[0], s[3]), 0);
+    CHECK(felix_delta_thread(d, 0)->jit_cpu_pct == -1);
+    CHECK_NEAR(felix_delta_thread(d, 0)->cpu_s, 0.12, 1e-12);
+    for (int i = 0; i < 4; i++)
+        felix_snapshot_free(s[i]);
+    felix_delta_free(d);
+}
+
+T_MAIN(T(cpu_deltas), T(frame_budget), T(oom_delta), T(baseline_frame), T(loads_and_rates), T(flags_scale_with_interval),
        T(churn_started_exited_reused), T(overtime_flagged), T(time_must_increase),
        T(snapshot_copy_and_find))

@@ -182,4 +182,60 @@ static void watch_exit(void)
     CHECK_EQ(felix_proc_watch_open(&w, sim, 0), FELIX_ESRCH);
 }
 
-T_MAIN(T(self_facts), T(list_tree_and_stale), T(watch_exit))
+/* A child that waits for the pipe's write end to close before it exits. */
+static pid_t waiting_child(const int go[2])
+{
+    pid_t p = fork();
+    if (p == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    return p;
+}
+
+/* felix_proc_starts: processes that exist at open are not new; one that
+ * starts later is reported once, by PID and start time; a stale segment
+ * never is. */
+static void starts_reports_new_once(void)
+{
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/shm-starts", t_tmpdir());
+    mkdir(dir, 0755);
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    pid_t old = waiting_child(go);
+    make_segment(dir, old);
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    felix_proc_starts *w;
+    REQUIRE(felix_proc_starts_open(&w, dir) == 0);
+    const felix_proc_entry *e = (const felix_proc_entry *)1;
+    CHECK_EQ(felix_proc_starts_next(w, &e), 0);
+    CHECK(e == NULL); /* the old one existed before */
+    make_segment(dir, dead); /* a dead PID's segment appears: stale, not a start */
+    CHECK_EQ(felix_proc_starts_next(w, &e), 0);
+    CHECK(e == NULL);
+    pid_t fresh = waiting_child(go);
+    make_segment(dir, fresh);
+    CHECK_EQ(felix_proc_starts_next(w, &e), 0);
+    REQUIRE(e != NULL);
+    CHECK_EQ(e->pid, fresh);
+    uint64_t st = 0;
+    CHECK_EQ(felix_proc_start_time(fresh, &st), 0);
+    CHECK_EQ(e->start_ticks, st);
+    CHECK_EQ(felix_proc_starts_next(w, &e), 0);
+    CHECK(e == NULL); /* reported once */
+    felix_proc_starts_close(w);
+    CHECK_EQ(felix_proc_starts_next(NULL, &e), FELIX_EINVAL);
+    close(go[1]);
+    close(go[0]);
+    waitpid(old, NULL, 0);
+    waitpid(fresh, NULL, 0);
+}
+
+T_MAIN(T(self_facts), T(list_tree_and_stale), T(watch_exit), T(starts_reports_new_once))

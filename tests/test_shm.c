@@ -582,6 +582,84 @@ static void new_object_waits_for_header(void)
     unlink(path);
 }
 
+struct execer {
+    int fd;
+    int execs;
+    atomic_uint seen;  /* the reader's image after its last good snapshot */
+    atomic_ulong reads; /* the reader's snapshots so far */
+    atomic_int done;
+};
+
+/* Exec the way FEX does: truncate to 0, grow to one page, write the header
+ * through a shared mapping (its first write fault moves the mtime); then
+ * wait, bounded, until the reader has seen the new image and read it more. */
+static void *exec_through_mapping(void *arg)
+{
+    struct execer *e = arg;
+    for (int k = 0; k < e->execs; k++) {
+        img im;
+        make_image(&im, 4096, 2, "FEX", (uint64_t)k * 1000);
+        if (ftruncate(e->fd, 0) != 0 || ftruncate(e->fd, 4096) != 0) {
+            img_free(&im);
+            break;
+        }
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, e->fd, 0);
+        if (m != MAP_FAILED) {
+            memcpy(m, im.p, 4096);
+            munmap(m, 4096);
+        }
+        img_free(&im);
+        int64_t end = t_now_ns() + 5000000000LL;
+        while (atomic_load(&e->seen) < (unsigned)k + 2 && t_now_ns() < end)
+            sched_yield();
+        unsigned long r = atomic_load(&e->reads);
+        while (atomic_load(&e->reads) < r + 20 && t_now_ns() < end)
+            sched_yield();
+    }
+    atomic_store(&e->done, 1);
+    return NULL;
+}
+
+/* A reader snapshotting without pause while a one-page object is recreated
+ * counts exactly one image per exec, although its fstat may come before the
+ * writer's first write fault and its read of the header after it. */
+static void header_written_during_read_is_one_image(void)
+{
+    const char *path = own_path();
+    img im;
+    make_image(&im, 4096, 2, "FEX", 0);
+    REQUIRE(img_write(&im, path) == 0);
+    img_free(&im);
+    int fd = open(path, O_RDWR);
+    REQUIRE(fd >= 0);
+    felix_shm *shm;
+    REQUIRE(felix_shm_open_pid(&shm, getpid(), 0) == 0);
+    felix_snapshot *s;
+    felix_snapshot_new(&s);
+    struct execer e = {.fd = fd, .execs = 150};
+    atomic_store(&e.seen, 1);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, exec_through_mapping, &e) == 0);
+    unsigned long bad = 0;
+    int64_t end = t_now_ns() + 60000000000LL;
+    while (!atomic_load(&e.done) && t_now_ns() < end) {
+        int rc = felix_shm_snapshot(shm, s);
+        if (rc == 0) {
+            atomic_store(&e.seen, felix_snapshot_get_info(s)->image);
+        } else if (rc != FELIX_ERESTART) {
+            bad++;
+        }
+        atomic_fetch_add(&e.reads, 1);
+    }
+    pthread_join(th, NULL);
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(felix_shm_get_info(shm)->image, 1 + 150);
+    felix_snapshot_free(s);
+    felix_shm_close(shm);
+    close(fd);
+    unlink(path);
+}
+
 /* exec: same object truncated to 0, then a new header; a smaller object; a
  * new FEX version. Each is a new image, and delta never spans two. */
 static void exec_is_a_new_image(void)
@@ -821,5 +899,5 @@ T_MAIN(T(oom_snapshot), T(header_too_short), T(version_mismatch), T(slot_size_ru
        T(fex_version_escaped), T(walk_reads_counters), T(walk_legacy_and_extra),
        T(walk_bad_offsets), T(walk_cycle_ends), T(walk_free_and_duplicate),
        T(lying_size_is_ignored), T(grow_and_shrink), T(open_errors), T(foreign_owner_refused),
-       T(truncate_race_never_faults), T(not_regular_files), T(new_object_waits_for_header),
+       T(truncate_race_never_faults), T(not_regular_files), T(new_object_waits_for_header), T(header_written_during_read_is_one_image),
        T(exec_is_a_new_image), T(sparse_huge_object))

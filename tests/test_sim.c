@@ -364,6 +364,10 @@ static void grow_to_4mib(const char *page)
         if (f->d[FELIX_C_SMC] > (uint64_t)f->nthreads * 1000)
             bogus++;
         const felix_snapshot_info *si = felix_snapshot_get_info(s[cur]);
+        /* Growth is not an exec: FEX's first writes to new pages move a
+         * tmpfs object's mtime, and that must not look like a new image. */
+        if (si->image != 1 || (f->events & FELIX_FRAME_EXEC))
+            bogus++;
         done = si->real_size == FELIX_SHM_FEX_MAX_SIZE && si->nthreads == full;
         cur ^= 1;
     }

@@ -5,6 +5,7 @@
  * a lone continuation, an overlong form, a surrogate, a cut sequence). */
 #include "../tools/text.h"
 #include "t.h"
+#include "../tools/common.h"
 
 struct want {
     const char *in, *json, *csv, *tsv, *term, *term_ascii;
@@ -121,4 +122,44 @@ static void term_str_cuts_whole(void)
     CHECK(strcmp(text_term_str(buf, sizeof buf, "\x1b", 0), "\\x1b") == 0);
 }
 
-T_MAIN(T(every_class_every_format), T(exhaustive_small), T(term_str_cuts_whole))
+/* felix-csv's number formatting (tools/common.h): integers as printf's %llu
+ * for every magnitude, fixed decimals as "round half up at that decimal"
+ * (x = v * 10^dec + 0.5, then its integer and fraction parts), and printf's
+ * %.*f beyond 9e18 / 10^dec. */
+static void number_formats(void)
+{
+    char a[64], b[64];
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    for (long i = 0; i < 2000000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        uint64_t v = i < 100000 ? (uint64_t)i : i % 5 == 0 ? ~0ull - (uint64_t)i : rng >> (rng % 64);
+        *tool_fmt_u64(a, v) = '\0';
+        snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+        if (strcmp(a, b) != 0) {
+            CHECK(strcmp(a, b) == 0);
+            fprintf(stderr, "u64 %s, printf %s\n", a, b);
+            return;
+        }
+        double d = (double)(rng % 100000000000ull) / (double)(1 + rng % 100000);
+        for (int dec = 0; dec <= 9; dec++) {
+            *tool_fmt_fixed(a, d, dec) = '\0';
+            double scale = 1;
+            for (int k = 0; k < dec; k++)
+                scale *= 10;
+            uint64_t x = (uint64_t)(d * scale + 0.5), ip = x / (uint64_t)scale, fp = x - ip * (uint64_t)scale;
+            if (d >= 9e18 / scale) /* beyond the fast path: printf's own */
+                snprintf(b, sizeof b, "%.*f", dec, d);
+            else if (dec)
+                snprintf(b, sizeof b, "%llu.%0*llu", (unsigned long long)ip, dec, (unsigned long long)fp);
+            else
+                snprintf(b, sizeof b, "%llu", (unsigned long long)ip);
+            if (strcmp(a, b) != 0) {
+                CHECK(strcmp(a, b) == 0);
+                fprintf(stderr, "fixed %d: %s, expected %s\n", dec, a, b);
+                return;
+            }
+        }
+    }
+}
+
+T_MAIN(T(number_formats), T(every_class_every_format), T(exhaustive_small), T(term_str_cuts_whole))

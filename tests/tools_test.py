@@ -8,6 +8,8 @@ import io
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -377,15 +379,247 @@ def case_example_jit_totals():
     check(got.get("sim-worker-3", 0) > got.get("sim-worker-1", 1), "thread 3 compiles more than thread 1")
 
 
+def case_example_events():
+    """examples/felix-events: the same loop, live and on a recording, prints the
+    same lifecycle events: an exec, the old image's threads exited and the new
+    one's started."""
+    sim = Sim("-t", "2", "--no-mem", "--exec", "1", "--exec-every", "700ms")
+    r = run(WRAP + [os.environ["FELIX_EVENTS"], str(sim.pid), "1.5"], text=True)
+    check(r.returncode == 0, "live: exit %d %s" % (r.returncode, r.stderr))
+    live = [l.split(" s  ", 1)[1] for l in r.stdout.splitlines()[1:] if "FEX load" not in l]
+    check(live.count("exec") == 1, "live: one exec: %s" % live)
+    check(sum(l.startswith("thread exited") for l in live) >= 2 and
+          sum(l.startswith("thread started") for l in live) >= 2, "live: the old threads exit, new ones start: %s" % live)
+    check(r.stdout.startswith("live PID %d" % sim.pid), "live: the header line: %r" % r.stdout[:80])
+    path = record(sim, 1.5, "100ms")
+    sim.stop()
+    r = run(WRAP + [os.environ["FELIX_EVENTS"], path], text=True)
+    check(r.returncode == 0, "recording: exit %d %s" % (r.returncode, r.stderr))
+    check(r.stdout.startswith("recording PID %d" % sim.pid), "recording: the header line: %r" % r.stdout[:80])
+    check("FEX load" in r.stdout and "recording stopped" in r.stdout, "recording: samples and its end: %r" % r.stdout[-300:])
+
+
+PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "perfetto")
+
+
+class Skip(Exception):
+    """A tool the case needs is missing (outside CI only: FELIX_CI=1 makes it a failure)."""
+
+
+def need(tool):
+    if shutil.which(tool):
+        return
+    if os.environ.get("FELIX_CI"):
+        check(False, "%s is not installed (CI installs it with .ci/install-deps --test)" % tool)
+        raise Skip()
+    print("skipped: %s is not installed (.ci/install-deps --test installs it)" % tool, file=sys.stderr)
+    raise Skip()
+
+
+def parse_text_proto(text):
+    """protoc --decode's text format as nested dicts; repeated fields as lists."""
+    tok = re.findall(r'"(?:[^"\\]|\\.)*"|[{}:]|[^\s{}:"]+', text)
+    pos = 0
+
+    def value(t):
+        if t.startswith('"'):
+            return bytes(t[1:-1], "latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+        try:
+            return int(t)
+        except ValueError:
+            try:
+                return float(t)
+            except ValueError:
+                return t  # an enum name
+
+    def message():
+        nonlocal pos
+        m = {}
+        while pos < len(tok) and tok[pos] != "}":
+            key = tok[pos]
+            pos += 1
+            if tok[pos] == ":":
+                pos += 1
+                v = value(tok[pos])
+                pos += 1
+            else:
+                pos += 1  # "{"
+                v = message()
+                pos += 1  # "}"
+            m.setdefault(key, []).append(v)
+        return m
+
+    return message()
+
+
+def decode_trace(data):
+    r = subprocess.run(["protoc", "--decode=perfetto.protos.Trace", "--proto_path=" + PROTO_DIR,
+                        os.path.join(PROTO_DIR, "felix_trace.proto")], input=data, capture_output=True)
+    check(r.returncode == 0, "protoc decodes the trace: %s" % r.stderr[-500:])
+    return parse_text_proto(r.stdout.decode("utf-8", "replace")).get("packet", [])
+
+
+def one(m, key, default=None):
+    return m.get(key, [default])[0]
+
+
+def case_perfetto_trace():
+    """felix-csv -f perfetto -o - | protoc --decode: a clock snapshot tying the
+    monotonic origin to REALTIME and BOOTTIME; the process track; a thread track
+    per thread with felix-csv's TIDs and names; FEX load, rates, thread loads and
+    memory per region equal felix-csv's numbers at the same times; instants for
+    the exec, the flags, thread starts and exits."""
+    need("protoc")
+    sim = Sim("-t", "3", "-s", "storm", "--exec", "1", "--exec-every", "800ms")
+    path = record(sim, 1.6, "100ms", "--mem-interval", "100ms")
+    sim.stop()
+    r = run(CSV + ["-f", "perfetto", "-o", "-", path])
+    check(r.returncode == 0, "felix-csv -f perfetto exit %d: %r" % (r.returncode, r.stderr))
+    packets = decode_trace(r.stdout)
+    check(len(packets) > 50, "packets: %d" % len(packets))
+    rows = [r for r in csv_rows(path) if float(r["interval_s"]) > 0]  # a baseline (the exec) has no values
+    timed = {r["frame"] for r in rows}
+    all_trows = csv_rows(path, "--threads")
+    trows = [r for r in all_trows if r["frame"] in timed]
+    clocks = {one(c, "clock_id"): one(c, "timestamp") for c in one(packets[0], "clock_snapshot", {}).get("clocks", [])}
+    check(set(clocks) == {1, 3, 6}, "REALTIME, MONOTONIC and BOOTTIME in the first packet: %s" % clocks)
+    m0, w0 = clocks.get(3, 0), clocks.get(1, 0)
+    tracks = {}
+    named = set()  # every (TID, name) a thread descriptor gave: a rename is a new descriptor
+    events = []
+    for p in packets:
+        if "track_descriptor" in p:
+            td = one(p, "track_descriptor")
+            tracks[one(td, "uuid")] = td
+            if "thread" in td:
+                named.add((one(one(td, "thread"), "tid"), one(one(td, "thread"), "thread_name", "")))
+        if "track_event" in p:
+            check(one(p, "timestamp_clock_id") == 3, "events on the monotonic clock")
+            events.append((one(p, "timestamp"), one(p, "track_event")))
+    procs = [t for t in tracks.values() if "process" in t]
+    check(len(procs) == 1 and one(one(procs[0], "process"), "pid") == sim.pid, "one process track, PID %d" % sim.pid)
+    by_name = {one(t, "name"): u for u, t in tracks.items() if "counter" in t and one(t, "parent_uuid") == 1}
+
+    def series(uuid):
+        return [(ts, one(e, "double_counter_value", one(e, "counter_value"))) for ts, e in events
+                if one(e, "track_uuid") == uuid and one(e, "type") == "TYPE_COUNTER"]
+
+    load = series(by_name.get("FEX load %"))
+    check(len(load) == len(rows), "a FEX load value per felix-csv row: %d and %d" % (len(load), len(rows)))
+    for (ts, v), row in zip(load, rows):
+        check(abs((ts - m0) / 1e9 - float(row["time_s"])) < 2e-6, "time %d vs %s" % (ts - m0, row["time_s"]))
+        check(abs((w0 + ts - m0) / 1e9 - float(row["unix_time_s"])) < 0.01, "wall time of frame %s" % row["frame"])
+        check(abs(v - float(row["load_pct"])) <= 0.0005 + 1e-9, "load %s vs %s" % (v, row["load_pct"]))
+    for name, col, scale in [("JIT blocks/s", "jit_count", 1), ("SIGBUS/s", "sigbus", 1), ("SMC/s", "smc", 1),
+                             ("JIT ms/s", "jit_s", 1e3), ("signal ms/s", "signal_s", 1e3)]:
+        got = series(by_name.get(name))
+        check(len(got) == len(rows), "%s: a value per row" % name)
+        for (ts, v), row in zip(got, rows):
+            iv = float(row["interval_s"])
+            want = float(row[col]) * scale / iv if iv > 0 else 0
+            check(abs(v - want) <= 1e-3 * abs(want) + 1e-3 * scale, "%s %s vs %s at frame %s" % (name, v, want, row["frame"]))
+    mem = [n for n in by_name if n.startswith("memory ")]
+    check("memory FEXMemJIT" in mem, "memory tracks per region: %s" % mem)
+    got = dict(series(by_name.get("memory FEXMemJIT")))
+    matched = 0
+    for row in rows:
+        ts = m0 + round(float(row["time_s"]) * 1e9)
+        near = [v for t, v in got.items() if abs(t - ts) < 2000]
+        if near and row["mem_FEXMemJIT"]:
+            matched += 1
+            check(near[0] == int(row["mem_FEXMemJIT"]), "FEXMemJIT bytes at frame %s" % row["frame"])
+    check(matched > 5, "memory values matched at %d frames" % matched)
+    threads = {u: one(t, "thread") for u, t in tracks.items() if "thread" in t}
+    want_pairs = {(int(r["tid"]), r["name"]) for r in all_trows}
+    check(named == want_pairs, "thread tracks (TID, name) as felix-csv's: %s vs %s" % (sorted(named), sorted(want_pairs)))
+    # A thread renamed while recorded (under qemu a new thread reads as
+    # "qemu-aarch64" until it names itself) ends with its last name.
+    last = {int(r["tid"]): r["name"] for r in all_trows}
+    final = {(one(t, "tid"), one(t, "thread_name", "")) for t in threads.values()}
+    check(set(last.items()) <= final, "last names %s in the tracks %s" % (sorted(last.items()), sorted(final)))
+    check(all(one(t, "pid") == sim.pid for t in threads.values()), "thread tracks in the process")
+    loads = {}
+    for u in threads:
+        tid = one(threads[u], "tid")
+        child = [cu for cu, t in tracks.items() if one(t, "parent_uuid") == u and "counter" in t]
+        for ts, v in series(child[0]) if child else []:
+            loads[(tid, round((ts - m0) / 1e3))] = v
+    compared = 0
+    for r in trows:
+        key = (int(r["tid"]), round(float(r["time_s"]) * 1e6))
+        if key in loads:
+            compared += 1
+            check(abs(loads[key] - float(r["load_pct"])) <= 0.0005 + 1e-9, "thread load at %s" % (key,))
+    check(compared == len(trows), "every thread row has its thread counter value: %d of %d" % (compared, len(trows)))
+    instants = [one(e, "name") for ts, e in events if one(e, "type") == "TYPE_INSTANT"]
+    check(instants.count("exec") == 1, "one exec instant: %s" % sorted(set(instants)))
+    check(instants.count("thread started") >= 3 and instants.count("thread exited") >= 3,
+          "the old image's threads exit, the new one's start")
+    check(any(n in instants for n in ("high SIGBUS", "high SMC", "high soft-float")), "storm's flags as instants")
+    check(len(threads) >= 6, "a reused or new TID after the exec is a new track: %d" % len(threads))
+    bad = run(CSV + ["-f", "perfetto", "--summary", path])
+    check(bad.returncode == 2 and b"--summary" in bad.stderr, "perfetto with --summary: usage (%d)" % bad.returncode)
+
+
+def case_perfetto_bounded():
+    """felix-csv -f perfetto streams: its peak memory is the same for a recording
+    five times longer (32 threads at 10 ms), and a damaged recording gives the
+    trace up to the damage and status 7."""
+    need("protoc")
+    peaks = []
+    for n in (2000, 10000):
+        path = os.path.join(TMP, "long-%d.felix" % n)
+        subprocess.run(WRAP + [os.environ["FELIX_MAKE_RECORDING"], path, str(n), "10", "32"], check=True)
+        # Through a small C parent: Linux carries a peak across exec, so a child
+        # of this Python process would report Python's.
+        r = subprocess.run(WRAP + [os.environ["FELIX_PEAK_RSS"]] + CSV + ["-f", "perfetto", "-o", "-", path],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        check(r.returncode == 0, "conversion of %d samples: status %d %r" % (n, r.returncode, r.stderr))
+        peaks.append(int(re.search(r"peak_rss (\d+)", r.stderr).group(1)))
+    print("peak RSS %d KiB for 2,000 samples of 32 threads, %d KiB for 10,000" % tuple(peaks), file=sys.stderr)
+    check(peaks[1] - peaks[0] < 512, "memory does not grow with the recording: %s KiB" % peaks)
+    limit = 16 * 1024 * (4 if os.environ.get("FELIX_SANITIZE", "none") != "none" or WRAP else 1)
+    check(peaks[1] <= limit, "at most 16 MiB: %d KiB" % peaks[1])
+    data = open(os.path.join(TMP, "long-2000.felix"), "rb").read()
+    cut = os.path.join(TMP, "cut.felix")
+    with open(cut, "wb") as f:
+        f.write(data[:len(data) // 2])
+    r = run(CSV + ["-f", "perfetto", "-o", "-", cut])
+    check(r.returncode in (7, 8) and len(r.stderr.splitlines()) == 1, "damage: one line and 7 or 8: %d %r" % (r.returncode, r.stderr))
+    d = subprocess.run(["protoc", "--decode=perfetto.protos.Trace", "--proto_path=" + PROTO_DIR,
+                        os.path.join(PROTO_DIR, "felix_trace.proto")], input=r.stdout, capture_output=True)
+    check(d.returncode == 0, "the trace up to the damage decodes: %s" % d.stderr[-300:])
+    check(d.stdout.count(b"\npacket {") > 1000, "the trace up to the damage: %d packets" % d.stdout.count(b"\npacket {"))
+
+
 def items(path):
-    """Every CBOR item of a recording, decoded with zstd and cbor2 (not libfelix)."""
+    """Every CBOR item of a recording, decoded with zstd and cbor2 (not libfelix);
+    byte strings (names, reasons) as text."""
     code = ("import sys, cbor2, json\nf = sys.stdin.buffer\nout = []\nwhile True:\n"
             "    try: i = cbor2.load(f)\n    except cbor2.CBORDecodeEOF: break\n"
-            "    out.append({str(k): (v if isinstance(v, (int, str, bool)) else None) for k, v in i.items()})\n"
+            "    out.append({str(k): (v.decode('utf-8', 'replace') if isinstance(v, bytes) else\n"
+            "                          v if isinstance(v, (int, str, bool)) else None) for k, v in i.items()})\n"
             "print(json.dumps(out))\n")
     z = subprocess.run(["zstd", "-dcq", path], capture_output=True).stdout
     r = subprocess.run(["/usr/bin/python3", "-c", code], input=z, capture_output=True, check=True)
     return json.loads(r.stdout)
+
+
+def case_v1_recordings_read():
+    """Format 1 recordings (tests/data, written by libfelix 0.1) read forever:
+    felix-csv's sample rows, thread rows as JSON lines and summary are the
+    bytes libfelix 0.1 gave for them (tests/data/*.expected)."""
+    data = os.environ["FELIX_TEST_DATA"]
+    for name in ("v1-steady", "v1-churn", "v1-exec"):
+        path = os.path.join(data, name + ".felix")
+        out = b""
+        for args in ([], ["-t", "-f", "jsonl"], ["-s"]):
+            r = run(CSV + args + [path])
+            check(r.returncode == 0, "%s %s: exit %d %r" % (name, args, r.returncode, r.stderr))
+            out += r.stdout
+        with open(os.path.join(data, name + ".expected"), "rb") as f:
+            want = f.read()
+        check(out == want, "%s: felix-csv output differs from libfelix 0.1's" % name)
 
 
 def case_exec_recorded():
@@ -650,6 +884,16 @@ def case_names_any_bytes():
     check(all(len(l.split(b"\t")) == 16 for l in t.stdout.splitlines()), "TSV: 16 fields a row")
     summ = run(CSV + ["--summary", out])
     check(summ.returncode == 0 and no_controls(summ.stdout), "summary text: no control bytes")
+    # A Perfetto trace: names as printable ASCII (a protobuf string is UTF-8),
+    # escaped as felix-top shows them.
+    if shutil.which("protoc") or os.environ.get("FELIX_CI"):
+        tr = run(CSV + ["-f", "perfetto", "-o", "-", out])
+        check(tr.returncode == 0, "perfetto: %d %r" % (tr.returncode, tr.stderr))
+        tnames = {one(one(one(p, "track_descriptor"), "thread"), "thread_name", "") for p in decode_trace(tr.stdout)
+                  if "thread" in one(p, "track_descriptor", {})}
+        check(tnames and all(n.startswith('q"b\\?\\x7f\\x85\\xff\\xc2\\x85\\u{e9}-') for n in tnames),
+              "perfetto thread names escaped: %r" % tnames)
+        check(all(all(0x20 <= ord(ch) < 0x7f for ch in n) for n in tnames), "perfetto names: printable ASCII")
     # Two processes match: the listing names them; the message has no control.
     m = run(REC + ["--match", "fx|felix-sim|qemu", "-o", os.path.join(TMP, "names2.felix")])
     check(m.returncode == 2 and no_controls(m.stderr), "--match listing: %d %r" % (m.returncode, m.stderr))
@@ -665,7 +909,7 @@ def case_hostile_memory():
     gen = os.environ["FELIX_MAKE_HOSTILE"]
     peak = 0
     for cls in ["bomb", "bomb-big", "declared", "slots", "slots-over", "threads", "threads-over", "churn", "tokens",
-                "deep", "index"]:
+                "deep", "index", "v2-threads", "v2-declared"]:
         path = os.path.join(TMP, "hostile-%s.felix" % cls)
         outcome = subprocess.run(WRAP + [gen, cls, path], capture_output=True, text=True, check=True).stdout.split()
         check(os.path.getsize(path) <= 1 << 20, "%s: at most 1 MiB" % cls)
@@ -740,12 +984,53 @@ def case_budget_and_process_memory():
     check(bad.returncode == 2 and "--fps" in bad.stderr, "--fps 0 refused, naming the option: %r" % bad.stderr)
 
 
+def case_options_documented():
+    """Every long option a tool's --help names is in its man page and its bash
+    completion, and the completion offers none that --help does not name."""
+    src = os.path.dirname(os.path.abspath(__file__)) + "/.."
+    with open(os.path.join(src, "tools", "completion", "felix")) as f:
+        comp = f.read()
+    opt = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]+)")
+    tools = {"felix-sim": SIM, "felix-rec": REC, "felix-csv": CSV, "felix-top": WRAP + [os.environ["FELIX_TOP"]]}
+    if os.environ.get("FELIX_REPORT"):
+        tools["felix-report"] = WRAP + [os.environ["FELIX_REPORT"]]
+    if os.environ.get("FELIX_EXPORTER"):
+        tools["felix-exporter"] = WRAP + [os.environ["FELIX_EXPORTER"]]
+    for name, cmd in tools.items():
+        r = run(cmd + ["--help"], text=True)
+        check(r.returncode == 0, "%s --help: exit %d" % (name, r.returncode))
+        helped = set(opt.findall(r.stdout))
+        check(len(helped) >= 3, "%s --help names its options: %s" % (name, sorted(helped)))
+        with open(os.path.join(src, "docs", "man", name + ".1")) as f:
+            man = set(opt.findall(f.read().replace("\\-", "-")))
+        check(helped <= man, "%s: in --help, not in the man page: %s" % (name, sorted(helped - man)))
+        fn = "_" + name.replace("-", "_") + "()"
+        body = comp[comp.index(fn):] if fn in comp else ""
+        body = body[:body.find("\n}\n")]
+        offered = set(opt.findall(body))
+        check(helped == offered, "%s: --help %s, completion %s" % (name, sorted(helped - offered), sorted(offered - helped)))
+        check(("complete -F _%s %s" % (name.replace("-", "_"), name)) in comp, "%s: completion registered" % name)
+
+
+def main(cases, cleanup=None):
+    """Run the cases named on the command line (all by default); exit 0, 1
+    on a failure, or 77 (meson's "skipped") when every one was skipped."""
+    names = sys.argv[1:] or list(cases)
+    skipped = 0
+    for n in names:
+        before = failures
+        try:
+            cases[n]()
+        except Skip:
+            skipped += failures == before
+            continue
+        print(("ok: " if failures == before else "FAIL: ") + n, file=sys.stderr)
+    if cleanup:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    sys.exit(1 if failures else 77 if skipped == len(names) else 0)
+
+
 CASES = {name[5:]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(CASES)
-    for n in names:
-        before = failures
-        CASES[n]()
-        print(("ok: " if failures == before else "FAIL: ") + n, file=sys.stderr)
-    sys.exit(1 if failures else 0)
+    main(CASES)

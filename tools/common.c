@@ -246,6 +246,66 @@ static int matches(const regex_t *re, const felix_proc_entry *e)
     return !re || regexec(re, e->name, 0, NULL, 0) == 0 || regexec(re, e->cmdline, 0, NULL, 0) == 0;
 }
 
+/* The one running FEX process that matches re (NULL: any), or -status. */
+static pid_t pick_running(const char *prog, const regex_t *re, const char *regex)
+{
+    felix_proc_list *l;
+    int rc = felix_proc_list_new(&l);
+    if (rc == 0)
+        rc = felix_proc_list_scan(l, NULL);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        felix_proc_list_free(l);
+        return -tool_exit_status(rc);
+    }
+    pid_t found = 0;
+    size_t n = 0;
+    char list[256] = "";
+    for (size_t i = 0; i < felix_proc_list_count(l); i++) {
+        const felix_proc_entry *e = felix_proc_list_get(l, i);
+        if (e->state != FELIX_PROC_LIVE || !matches(re, e))
+            continue;
+        if (n++ == 0)
+            found = e->pid;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%d (%s)", len ? ", " : "", (int)e->pid, e->name);
+    }
+    if (n == 0) {
+        tool_error(prog, "no running FEX process%s%s%s (is FEX_PROFILESTATS=1 set?)", regex ? " matches '" : "",
+                   regex ? regex : "", regex ? "'" : "");
+        found = -EXIT_NO_PROCESS;
+    } else if (n > 1) {
+        tool_error(prog, "%zu FEX processes match: %s; name one by PID or narrow --match", n, list);
+        found = -EXIT_USAGE;
+    }
+    felix_proc_list_free(l);
+    return found;
+}
+
+/* The first FEX process matching re that starts from now on: what exists
+ * now (by PID and start time) is not new, a PID that comes back as a new
+ * process is. -status when stopped or on error. */
+static pid_t wait_for_start(const char *prog, const regex_t *re, volatile int *stop)
+{
+    felix_proc_starts *ws;
+    int rc = felix_proc_starts_open(&ws, NULL);
+    if (rc < 0) {
+        tool_error(prog, "%s", felix_error_detail());
+        return -tool_exit_status(rc);
+    }
+    pid_t found = 0;
+    while (!found && !(stop && *stop)) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+        const felix_proc_entry *e;
+        while (!found && felix_proc_starts_next(ws, &e) == 0 && e)
+            if (matches(re, e))
+                found = e->pid;
+    }
+    felix_proc_starts_close(ws);
+    return found ? found : -EXIT_INTERRUPTED;
+}
+
 pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile int *stop)
 {
     regex_t re;
@@ -253,64 +313,17 @@ pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile
         tool_error(prog, "invalid regular expression '%s'", regex);
         return -EXIT_USAGE;
     }
-    felix_proc_list *l;
-    if (felix_proc_list_new(&l) < 0) {
-        tool_error(prog, "%s", felix_error_detail());
-        return -EXIT_FAILURE_GENERIC;
-    }
-    pid_t found = 0;
-    int rc = felix_proc_list_scan(l, NULL);
-    if (rc < 0) {
-        tool_error(prog, "%s", felix_error_detail());
-        found = -tool_exit_status(rc);
-    } else if (!watch) {
-        size_t n = 0;
-        char list[256] = "";
-        for (size_t i = 0; i < felix_proc_list_count(l); i++) {
-            const felix_proc_entry *e = felix_proc_list_get(l, i);
-            if (e->state != FELIX_PROC_LIVE || !matches(regex ? &re : NULL, e))
-                continue;
-            if (n++ == 0)
-                found = e->pid;
-            size_t len = strlen(list);
-            snprintf(list + len, sizeof list - len, "%s%d (%s)", len ? ", " : "", (int)e->pid, e->name);
-        }
-        if (n == 0) {
-            tool_error(prog, "no running FEX process%s%s%s (is FEX_PROFILESTATS=1 set?)", regex ? " matches '" : "",
-                       regex ? regex : "", regex ? "'" : "");
-            found = -EXIT_NO_PROCESS;
-        } else if (n > 1) {
-            tool_error(prog, "%zu FEX processes match: %s; name one by PID or narrow --match", n, list);
-            found = -EXIT_USAGE;
-        }
-    } else {
-        /* Remember what exists now; wait for a new one. */
-        size_t n0 = felix_proc_list_count(l);
-        pid_t *old = calloc(n0 ? n0 : 1, sizeof *old);
-        for (size_t i = 0; old && i < n0; i++)
-            old[i] = felix_proc_list_get(l, i)->pid;
-        while (!found && old && !(stop && *stop)) {
-            struct timespec ts = {0, 50000000};
-            nanosleep(&ts, NULL);
-            if (felix_proc_list_scan(l, NULL) < 0)
-                continue;
-            for (size_t i = 0; i < felix_proc_list_count(l) && !found; i++) {
-                const felix_proc_entry *e = felix_proc_list_get(l, i);
-                int seen = 0;
-                for (size_t k = 0; k < n0; k++)
-                    seen |= old[k] == e->pid;
-                if (!seen && e->state == FELIX_PROC_LIVE && matches(regex ? &re : NULL, e))
-                    found = e->pid;
-            }
-        }
-        free(old);
-        if (!found)
-            found = -EXIT_INTERRUPTED;
-    }
-    felix_proc_list_free(l);
+    pid_t found = watch ? wait_for_start(prog, regex ? &re : NULL, stop) : pick_running(prog, regex ? &re : NULL, regex);
     if (regex)
         regfree(&re);
     return found;
+}
+
+int64_t tool_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int tool_grow(void **buf, size_t *cap, size_t need, size_t elem)
@@ -328,19 +341,6 @@ int tool_grow(void **buf, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
-char *tool_fmt_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 char *tool_fmt_i64(char *p, int64_t v)
 {
     if (v < 0) {
@@ -350,31 +350,3 @@ char *tool_fmt_i64(char *p, int64_t v)
     return tool_fmt_u64(p, (uint64_t)v);
 }
 
-char *tool_fmt_fixed(char *p, double v, int decimals)
-{
-    static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-    if (v != v) /* NaN */
-        return p;
-    if (decimals < 0)
-        decimals = 0;
-    if (decimals > 9)
-        decimals = 9;
-    if (v < 0) {
-        *p++ = '-';
-        v = -v;
-    }
-    if (v >= 9e18 / scale[decimals]) /* too large for the fast path */
-        return p + sprintf(p, "%.*f", decimals, v);
-    uint64_t x = (uint64_t)(v * scale[decimals] + 0.5);
-    uint64_t ip = x / (uint64_t)scale[decimals], fp = x % (uint64_t)scale[decimals];
-    p = tool_fmt_u64(p, ip);
-    if (decimals) {
-        *p++ = '.';
-        for (int d = decimals - 1; d >= 0; d--) {
-            p[d] = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        p += decimals;
-    }
-    return p;
-}

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Exit statuses, documented in every tool's --help and man page. */
 enum {
@@ -61,6 +62,9 @@ void tool_error(const char *prog, const char *fmt, ...) __attribute__((format(pr
  * Returns the PID, or a negative exit status after printing why. */
 pid_t tool_pick_process(const char *prog, const char *regex, int watch, volatile int *stop);
 
+/* CLOCK_MONOTONIC now, in ns (the clock of snapshots and headers). */
+int64_t tool_now(void);
+
 /* Grow *buf (*cap elements of elem bytes) to hold need; 0 or -1. */
 int tool_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
@@ -89,7 +93,100 @@ int tool_atomic_commit(const char *prog, tool_atomic *a);
 void tool_atomic_abort(tool_atomic *a);
 
 /* Format helpers for fast text output into a buffer: each appends to *p. */
-char *tool_fmt_u64(char *p, uint64_t v);
+/* Decimal formatting for the exporters' hot loops (inline, so a constant
+ * decimals folds): digits two and eight at a time. */
+static const char tool_digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
+/* Exactly 8 digits of v < 10^8, as two halves of four and pairs. */
+static inline void tool_fmt8(char *p, uint32_t v)
+{
+    uint32_t hi = v / 10000, lo = v - hi * 10000, h1 = hi / 100, l1 = lo / 100;
+    memcpy(p, tool_digit_pairs + 2 * h1, 2);
+    memcpy(p + 2, tool_digit_pairs + 2 * (hi - h1 * 100), 2);
+    memcpy(p + 4, tool_digit_pairs + 2 * l1, 2);
+    memcpy(p + 6, tool_digit_pairs + 2 * (lo - l1 * 100), 2);
+}
+
+/* The last n digits of v (leading zeros kept): eight at a time in 32-bit
+ * arithmetic, then pairs. */
+static inline void tool_fmt_digits(char *end, uint64_t v, int n)
+{
+    for (; n >= 8; n -= 8) {
+        uint64_t q = v / 100000000;
+        end -= 8;
+        tool_fmt8(end, (uint32_t)(v - q * 100000000));
+        v = q;
+    }
+    uint32_t w = (uint32_t)v;
+    for (; n >= 2; n -= 2) {
+        uint32_t q = w / 100;
+        end -= 2;
+        memcpy(end, tool_digit_pairs + 2 * (w - q * 100), 2);
+        w = q;
+    }
+    if (n)
+        *--end = (char)('0' + w);
+}
+
+static inline int tool_ndigits(uint64_t v)
+{
+    static const uint64_t p10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                     100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+                                     1000000000000ull, 10000000000000ull, 100000000000000ull,
+                                     1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+                                     1000000000000000000ull, 10000000000000000000ull};
+    int t = (64 - __builtin_clzll(v | 1)) * 1233 >> 12; /* digits of 2^bits, less one or not */
+    return t + (t < 20 && v >= p10[t]);
+}
+
+static inline char *tool_fmt_u64(char *p, uint64_t v)
+{
+    if (v < 100) { /* counts are mostly small */
+        if (v < 10) {
+            *p = (char)('0' + v);
+            return p + 1;
+        }
+        memcpy(p, tool_digit_pairs + 2 * v, 2);
+        return p + 2;
+    }
+    int n = tool_ndigits(v);
+    tool_fmt_digits(p + n, v, n);
+    return p + n;
+}
+
+static inline char *tool_fmt_fixed(char *p, double v, int decimals)
+{
+    static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    static const double limit[] = {9e18, 9e17, 9e16, 9e15, 9e14, 9e13, 9e12, 9e11, 9e10, 9e9};
+    if (v != v) /* NaN */
+        return p;
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 9)
+        decimals = 9;
+    if (v < 0) {
+        *p++ = '-';
+        v = -v;
+    }
+    if (v >= limit[decimals]) /* too large for the fast path */
+        return p + sprintf(p, "%.*f", decimals, v);
+    uint64_t x = (uint64_t)(v * scale[decimals] + 0.5), ip;
+    switch (decimals) { /* constant divisors: multiplications, not a divide */
+    case 3: ip = x / 1000; break;
+    case 6: ip = x / 1000000; break;
+    case 9: ip = x / 1000000000; break;
+    default: ip = x / (uint64_t)scale[decimals]; break;
+    }
+    uint64_t fp = x - ip * (uint64_t)scale[decimals];
+    p = tool_fmt_u64(p, ip);
+    if (decimals) {
+        *p++ = '.';
+        tool_fmt_digits(p + decimals, fp, decimals);
+        p += decimals;
+    }
+    return p;
+}
 char *tool_fmt_i64(char *p, int64_t v);
 /* A double with a fixed number of decimals (0..9), no exponent. */
-char *tool_fmt_fixed(char *p, double v, int decimals);

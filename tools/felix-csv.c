@@ -4,6 +4,8 @@
  * felix-top shows it live.
  */
 #include "common.h"
+#include "summary.h"
+#include "perfetto.h"
 #include "text.h"
 
 #include <errno.h>
@@ -21,20 +23,22 @@
 
 static const char *prog = "felix-csv";
 
-enum fmt { F_CSV, F_TSV, F_JSONL };
+enum fmt { F_CSV, F_TSV, F_JSONL, F_PERFETTO };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: felix-csv [OPTIONS] FILE|-\n"
             "Turn a felix recording into rows: one per sample (default) or one per thread per\n"
-            "sample (--threads), as CSV (RFC 4180 quoting), TSV or JSON lines; or a summary.\n\n"
+            "sample (--threads), as CSV (RFC 4180 quoting), TSV or JSON lines; or a summary;\n"
+            "or into a Perfetto trace (-f perfetto) for ui.perfetto.dev.\n\n"
             "  -o, --output FILE    write there instead of standard output, through a temporary\n"
             "                       file renamed over FILE when the export is complete (a failed\n"
             "                       export leaves no half file); never the input itself or a\n"
-            "                       FEX statistics object\n"
+            "                       FEX statistics object; - is standard output\n"
             "  -t, --threads        one row per thread per sample\n"
-            "  -f, --format FMT     csv (default), tsv or jsonl\n"
+            "  -f, --format FMT     csv (default), tsv, jsonl, or perfetto: a Perfetto trace\n"
+            "                       (protobuf; not to a terminal), see below\n"
             "      --from S         start S seconds after the recording's start\n"
             "      --to S           stop S seconds after the recording's start\n"
             "  -F, --follow         keep reading a recording still being written (like tail -f),\n"
@@ -58,10 +62,24 @@ static void usage(FILE *f)
             "Thread rows: frame,time_s,tid,name,load_pct,jit_s,signal_s,cache_rdlock_s,\n"
             "  cache_wrlock_s,jit_count,sigbus,smc,softfloat,cache_miss,cpu_s,over_budget\n"
             "  (cpu_s: host CPU time in the interval, when the recorder measured it at both ends;\n"
-            "  empty otherwise, e.g. between slow samples of felix-rec --mem-interval.\n"
+            "  empty otherwise, e.g. between the slow samples of felix-rec (its memory interval).\n"
             "  over_budget: 1 when the thread spent a whole frame's budget (1/fps) in JIT and\n"
             "  signal handling within one frame's worth of time: at intervals of a frame or\n"
             "  more, in the interval; at shorter ones, over the latest samples spanning a frame).\n"
+            );
+    fprintf(f,
+            "Perfetto traces (-f perfetto, e.g. -o run.pftrace): a process track (PID, name);\n"
+            "  counter tracks for FEX load %%, JIT / signal / cache read and write lock time in\n"
+            "  ms per second, JIT blocks, SMC, SIGBUS, soft-float and cache misses per second,\n"
+            "  and memory per region in bytes; a thread track per thread (TID, name; a reused\n"
+            "  TID is a new track) with its load %%; instant events for the history flags\n"
+            "  (high JIT, SMC, SIGBUS, soft-float, over the frame budget), exec, exit, thread\n"
+            "  start and exit, interval changes and missed samples. Timestamps are the\n"
+            "  recording's CLOCK_MONOTONIC ns; a clock snapshot ties them to REALTIME and,\n"
+            "  for recordings of libfelix 0.3 on, BOOTTIME, so the trace lines up with a\n"
+            "  system trace of the same machine. Written as read, in memory that does not grow\n"
+            "  with the recording; --from/--to apply. It is felix-csv's own output so that a\n"
+            "  trace gets the same reading, ranges, damage handling and safe -o as the rows.\n"
             "The first sample is the baseline: rows start at frame 1. --from S starts at the\n"
             "first sample at or after S, against the sample before it (a baseline row with\n"
             "interval 0 when there is none); cumulative and memory columns are those of a full\n"
@@ -110,6 +128,7 @@ static void oput(const char *s, size_t n)
 }
 
 static void ostr(const char *s) { oput(s, strlen(s)); }
+static void pf_out(const void *p, size_t n) { oput(p, n); }
 
 /* A text field from outside (names, versions), as the format needs it:
  * JSON strings, RFC 4180 fields, TSV fields (see text.h). */
@@ -138,9 +157,8 @@ static const char *const frame_cols[] = {
 static const char *const thread_cols[] = {"frame", "time_s", "tid", "name", "load_pct", "jit_s", "signal_s",
                                           "cache_rdlock_s", "cache_wrlock_s", "jit_count", "sigbus", "smc",
                                           "softfloat", "cache_miss", "cpu_s", "over_budget"};
-/* Counters in column order after the four times. */
-static const int count_cols[] = {FELIX_C_JIT_COUNT, FELIX_C_SIGBUS, FELIX_C_SMC, FELIX_C_SOFTFLOAT, FELIX_C_CACHE_MISS};
-static const int time_cols[] = {FELIX_C_JIT_TIME, FELIX_C_SIGNAL_TIME, FELIX_C_CACHE_RDLOCK, FELIX_C_CACHE_WRLOCK};
+/* Row columns after load_pct: the four times, then the counts, in the
+ * summary's order (summary_time_counters, summary_count_counters). */
 
 struct row {
     enum fmt f;
@@ -159,9 +177,29 @@ static void row_begin(struct row *r, enum fmt f, const char *const *names)
         *r->p++ = '{';
 }
 
-/* Before a value: separator, and the key in JSON. */
-static void row_key(struct row *r, const char *key)
+/* Thread rows in JSON: each column's lead-in (comma, quoted key, colon),
+ * built once and copied at a fixed size (rows reserve room for it). */
+#define NTHREAD_COLS (sizeof thread_cols / sizeof *thread_cols)
+static struct {
+    char s[32];
+    unsigned char n;
+} json_lead[NTHREAD_COLS];
+
+static void json_leads_init(void)
 {
+    for (size_t c = 0; c < NTHREAD_COLS; c++)
+        json_lead[c].n = (unsigned char)snprintf(json_lead[c].s, sizeof json_lead[c].s, "%s\"%s\":", c ? "," : "",
+                                                 thread_cols[c]);
+}
+
+/* Before a value: separator, and the key in JSON. */
+static inline void row_key(struct row *r, const char *key)
+{
+    if (r->f == F_JSONL && r->names == thread_cols && (size_t)r->col < NTHREAD_COLS) {
+        memcpy(r->p, json_lead[r->col].s, sizeof json_lead[r->col].s);
+        r->p += json_lead[r->col++].n;
+        return;
+    }
     if (r->col++) {
         if (r->f == F_TSV)
             *r->p++ = '\t';
@@ -170,7 +208,7 @@ static void row_key(struct row *r, const char *key)
     }
     if (r->f == F_JSONL) {
         *r->p++ = '"';
-        size_t n = strlen(key);
+        size_t n = __builtin_strlen(key);
         memcpy(r->p, key, n);
         r->p += n;
         *r->p++ = '"';
@@ -178,19 +216,27 @@ static void row_key(struct row *r, const char *key)
     }
 }
 
-static void row_u64(struct row *r, const char *key, uint64_t v)
+static inline void row_u64(struct row *r, const char *key, uint64_t v)
 {
     row_key(r, key);
     r->p = tool_fmt_u64(r->p, v);
 }
 
-static void row_fixed(struct row *r, const char *key, double v, int dec)
+static inline void row_fixed(struct row *r, const char *key, double v, int dec)
 {
     row_key(r, key);
     r->p = tool_fmt_fixed(r->p, v, dec);
 }
 
-static void row_null(struct row *r, const char *key)
+/* A value already formatted (the same in every row of a sample). */
+static inline void row_raw(struct row *r, const char *key, const char *s, size_t n)
+{
+    row_key(r, key);
+    memcpy(r->p, s, n);
+    r->p += n;
+}
+
+static inline void row_null(struct row *r, const char *key)
 {
     row_key(r, key);
     if (r->f == F_JSONL) {
@@ -205,6 +251,35 @@ static void row_text(struct row *r, const char *key, const char *s)
     olen = (size_t)(r->p - obuf);
     ofield_text(r->f, s);
     r->p = oreserve(4096);
+}
+
+/* Thread names as the format writes them, cached by TID: a name is escaped
+ * once, not once per row (names change rarely; the cache checks the bytes). */
+static struct {
+    uint32_t tid; /* 0: empty (a snapshot never holds TID 0) */
+    unsigned char rawlen;
+    unsigned short esclen;
+    char raw[32];
+    char esc[TEXT_MAX(31)];
+} name_cache[256];
+
+static void row_name(struct row *r, uint32_t tid, const char *nm)
+{
+    size_t n = strlen(nm);
+    if (n >= sizeof name_cache[0].raw) { /* not a comm name: as it comes */
+        row_text(r, "name", nm);
+        return;
+    }
+    __typeof__(name_cache[0]) *c = &name_cache[tid & 255];
+    if (c->tid != tid || c->rawlen != n || memcmp(c->raw, nm, n) != 0) {
+        c->tid = tid;
+        c->rawlen = (unsigned char)n;
+        memcpy(c->raw, nm, n);
+        char *e = r->f == F_JSONL ? text_json(c->esc, nm, n) : r->f == F_TSV ? text_tsv(c->esc, nm, n)
+                                                                              : text_csv(c->esc, nm, n);
+        c->esclen = (unsigned short)(e - c->esc);
+    }
+    row_raw(r, "name", c->esc, c->esclen);
 }
 
 static void row_end(struct row *r)
@@ -239,88 +314,11 @@ static void header_line(enum fmt f, const char *const *cols, size_t n, const cha
     ostr("\n");
 }
 
-/* ---- summary ---- */
-struct tsum {
-    uint32_t tid;
-    char name[32];
-    uint64_t jit;
-    uint64_t over; /* intervals over the frame budget */
-};
-
-struct summary {
-    uint64_t frames;
-    double first_t, last_t, load_weighted, time_total, peak_load, peak_t;
-    uint64_t d[FELIX_NCOUNTERS];
-    struct tsum *t;
-    size_t nt, tcap;
-    uint32_t *idx; /* open addressing: tid -> t index + 1 */
-    size_t icap;
-    uint64_t nspikes, missed, process_exited;
-    uint64_t peak_rss, peak_fex; /* the whole process's, and FEX's at that sample */
-    unsigned fps;
-    struct { double t; unsigned flags; } spikes[50];
-};
-
-static struct tsum *sum_thread(struct summary *s, uint32_t tid)
+/* ---- summary (summary.c accumulates) ---- */
+static void print_summary(tool_summary *s, const felix_rec_header *h, uint64_t freq, enum fmt f, int truncated)
 {
-    if (s->nt * 2 >= s->icap) {
-        size_t cap = s->icap ? s->icap * 2 : 256;
-        uint32_t *idx = calloc(cap, sizeof *idx);
-        if (!idx)
-            return NULL;
-        for (size_t i = 0; i < s->nt; i++) {
-            size_t h = (s->t[i].tid * 2654435761u) & (cap - 1);
-            while (idx[h])
-                h = (h + 1) & (cap - 1);
-            idx[h] = (uint32_t)i + 1;
-        }
-        free(s->idx);
-        s->idx = idx;
-        s->icap = cap;
-    }
-    size_t h = (tid * 2654435761u) & (s->icap - 1);
-    while (s->idx[h]) {
-        if (s->t[s->idx[h] - 1].tid == tid)
-            return &s->t[s->idx[h] - 1];
-        h = (h + 1) & (s->icap - 1);
-    }
-    if (tool_grow((void **)&s->t, &s->tcap, s->nt + 1, sizeof *s->t) < 0)
-        return NULL;
-    struct tsum *x = &s->t[s->nt];
-    memset(x, 0, sizeof *x);
-    x->tid = tid;
-    s->idx[h] = (uint32_t)++s->nt;
-    return x;
-}
-
-static int by_jit(const void *a, const void *b)
-{
-    const struct tsum *x = a, *y = b;
-    return (x->jit < y->jit) - (x->jit > y->jit);
-}
-
-static int by_over(const void *a, const void *b)
-{
-    const struct tsum *x = a, *y = b;
-    int c = (x->over < y->over) - (x->over > y->over);
-    return c ? c : by_jit(a, b);
-}
-
-static void flag_names(unsigned flags, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s%s%s%s%s", flags & FELIX_FLAG_HIGH_JIT ? " high-JIT" : "",
-             flags & FELIX_FLAG_HIGH_SMC ? " high-SMC" : "", flags & FELIX_FLAG_HIGH_SIGBUS ? " high-SIGBUS" : "",
-             flags & FELIX_FLAG_HIGH_SOFTFLOAT ? " high-softfloat" : "",
-             flags & FELIX_FLAG_OVER_BUDGET ? " over-budget" : "");
-}
-
-static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t freq, enum fmt f, int truncated)
-{
-    if (s->nt)
-        qsort(s->t, s->nt, sizeof *s->t, by_jit);
-    double mean = s->time_total > 0 ? s->load_weighted / s->time_total : 0;
-    static const char *const cnames[] = {"jit_count", "sigbus", "smc", "softfloat", "cache_miss"};
-    static const char *const tnames[] = {"jit_s", "signal_s", "cache_rdlock_s", "cache_wrlock_s"};
+    summary_sort_by_jit(s);
+    double mean = summary_mean_load(s);
     char line[512];
     if (f == F_JSONL) {
         ostr("{\"pid\":");
@@ -335,12 +333,14 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
                  s->frames ? s->last_t - s->first_t : 0.0, (unsigned long long)(s->frames ? s->frames + 1 : 0),
                  mean, s->peak_load, s->peak_t);
         ostr(line);
-        for (int i = 0; i < 4; i++) {
-            snprintf(line, sizeof line, ",\"%s\":%.9f", tnames[i], (double)s->d[time_cols[i]] / (double)freq);
+        for (int i = 0; i < SUMMARY_NTIMES; i++) {
+            snprintf(line, sizeof line, ",\"%s\":%.9f", summary_time_keys[i],
+                     (double)s->d[summary_time_counters[i]] / (double)freq);
             ostr(line);
         }
-        for (int i = 0; i < 5; i++) {
-            snprintf(line, sizeof line, ",\"%s\":%llu", cnames[i], (unsigned long long)s->d[count_cols[i]]);
+        for (int i = 0; i < SUMMARY_NCOUNTS; i++) {
+            snprintf(line, sizeof line, ",\"%s\":%llu", summary_count_keys[i],
+                     (unsigned long long)s->d[summary_count_counters[i]]);
             ostr(line);
         }
         snprintf(line, sizeof line, ",\"samples_missed\":%llu,\"truncated\":%s,\"busiest_threads\":[",
@@ -353,8 +353,7 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
             snprintf(line, sizeof line, ",\"jit_s\":%.9f}", (double)s->t[i].jit / (double)freq);
             ostr(line);
         }
-        if (s->nt)
-            qsort(s->t, s->nt, sizeof *s->t, by_over);
+        summary_sort_by_over(s);
         snprintf(line, sizeof line, "],\"fps\":%u,\"over_budget_threads\":[", s->fps);
         ostr(line);
         for (size_t i = 0, k = 0; i < s->nt && k < 5 && s->t[i].over; i++, k++) {
@@ -372,9 +371,9 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
         ostr(line);
         snprintf(line, sizeof line, ",\"spikes\":%llu,\"spike_list\":[", (unsigned long long)s->nspikes);
         ostr(line);
-        for (size_t i = 0; i < s->nspikes && i < 50; i++) {
+        for (size_t i = 0; i < s->nspikes && i < SUMMARY_SPIKES; i++) {
             char fl[80];
-            flag_names(s->spikes[i].flags, fl, sizeof fl);
+            summary_flag_names(s->spikes[i].flags, fl, sizeof fl);
             snprintf(line, sizeof line, "%s{\"time_s\":%.6f,\"flags\":\"%s\"}", i ? "," : "", s->spikes[i].t, fl + 1);
             ostr(line);
         }
@@ -395,12 +394,14 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
     ostr(line);
     snprintf(line, sizeof line, "FEX load     mean %.1f%%, peak %.1f%% at %.3f s\n", mean, s->peak_load, s->peak_t);
     ostr(line);
-    for (int i = 0; i < 4; i++) {
-        snprintf(line, sizeof line, "%-12s %.6f s\n", tnames[i], (double)s->d[time_cols[i]] / (double)freq);
+    for (int i = 0; i < SUMMARY_NTIMES; i++) {
+        snprintf(line, sizeof line, "%-12s %.6f s\n", summary_time_keys[i],
+                 (double)s->d[summary_time_counters[i]] / (double)freq);
         ostr(line);
     }
-    for (int i = 0; i < 5; i++) {
-        snprintf(line, sizeof line, "%-12s %llu\n", cnames[i], (unsigned long long)s->d[count_cols[i]]);
+    for (int i = 0; i < SUMMARY_NCOUNTS; i++) {
+        snprintf(line, sizeof line, "%-12s %llu\n", summary_count_keys[i],
+                 (unsigned long long)s->d[summary_count_counters[i]]);
         ostr(line);
     }
     ostr("busiest threads by JIT time:\n");
@@ -410,8 +411,7 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
                  s->t[i].name[0] ? text_term_str(nm, sizeof nm, s->t[i].name, 0) : "?", (double)s->t[i].jit / (double)freq);
         ostr(line);
     }
-    if (s->nt)
-        qsort(s->t, s->nt, sizeof *s->t, by_over);
+    summary_sort_by_over(s);
     snprintf(line, sizeof line, "over the frame budget at %u fps (intervals a thread spent a frame in JIT + signal):\n",
              s->fps);
     ostr(line);
@@ -433,13 +433,13 @@ static void print_summary(struct summary *s, const felix_rec_header *h, uint64_t
     }
     snprintf(line, sizeof line, "spikes       %llu samples over the flag thresholds\n", (unsigned long long)s->nspikes);
     ostr(line);
-    for (size_t i = 0; i < s->nspikes && i < 50; i++) {
+    for (size_t i = 0; i < s->nspikes && i < SUMMARY_SPIKES; i++) {
         char fl[80];
-        flag_names(s->spikes[i].flags, fl, sizeof fl);
+        summary_flag_names(s->spikes[i].flags, fl, sizeof fl);
         snprintf(line, sizeof line, "  %10.3f s %s\n", s->spikes[i].t, fl);
         ostr(line);
     }
-    if (s->nspikes > 50)
+    if (s->nspikes > SUMMARY_SPIKES)
         ostr("  ...\n");
 }
 
@@ -449,6 +449,7 @@ static void on_signal(int sig) { interrupted = sig; }
 int main(int argc, char **argv)
 {
     enum { OPT_FROM = 256, OPT_TO, OPT_FPS };
+    json_leads_init();
     static const struct option lo[] = {{"output", 1, 0, 'o'},  {"threads", 0, 0, 't'}, {"format", 1, 0, 'f'},
                                        {"from", 1, 0, OPT_FROM}, {"to", 1, 0, OPT_TO}, {"follow", 0, 0, 'F'},
                                        {"summary", 0, 0, 's'}, {"help", 0, 0, 'h'},  {"version", 0, 0, 'V'},
@@ -470,8 +471,10 @@ int main(int argc, char **argv)
                 f = F_TSV;
             else if (strcmp(optarg, "jsonl") == 0)
                 f = F_JSONL;
+            else if (strcmp(optarg, "perfetto") == 0)
+                f = F_PERFETTO;
             else {
-                return tool_bad_value(prog, c, lo, optarg, "csv, tsv or jsonl");
+                return tool_bad_value(prog, c, lo, optarg, "csv, tsv, jsonl or perfetto");
             }
             break;
         case OPT_FROM:
@@ -504,10 +507,20 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *in = argv[optind];
+    if (outpath && strcmp(outpath, "-") == 0)
+        outpath = NULL; /* standard output */
+    if (f == F_PERFETTO && (summary || threads)) {
+        tool_error(prog, "-f perfetto writes a trace with every thread: not with --%s", summary ? "summary" : "threads");
+        return EXIT_USAGE;
+    }
+    if (f == F_PERFETTO && !outpath && isatty(1)) {
+        tool_error(prog, "refusing to write a binary Perfetto trace to a terminal: give -o FILE (or pipe it)");
+        return EXIT_USAGE;
+    }
     if ((c = tool_check_output(prog, outpath, in, 1)) != 0)
         return c;
-    felix_rec_reader *r;
-    int rc = felix_rec_reader_open_path(&r, in);
+    felix_source *src;
+    int rc = felix_source_open_recording(&src, in, NULL);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
         return rc == FELIX_EVERSION ? EXIT_VERSION : rc == FELIX_EACCES ? EXIT_PERMISSION : EXIT_IO;
@@ -525,7 +538,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    const felix_rec_header *h = felix_rec_reader_header(r);
+    const felix_rec_header *h = felix_source_header(src);
+    felix_rec_reader *r = felix_source_reader(src); /* sample numbers, warnings */
     struct stat st;
     int regular = strcmp(in, "-") != 0 && stat(in, &st) == 0 && S_ISREG(st.st_mode); /* only for flushing */
     int realtime = follow || !regular; /* rows go out as samples come in */
@@ -550,25 +564,26 @@ int main(int argc, char **argv)
         tool_error(prog, "%s", felix_error_detail());
         return EXIT_FAILURE_GENERIC;
     }
-    if (!summary)
+    pf *trace = NULL;
+    if (f == F_PERFETTO && !(trace = pf_open(pf_out, h))) {
+        tool_error(prog, "out of memory");
+        return EXIT_FAILURE_GENERIC;
+    }
+    if (!summary && !trace)
         header_line(f, threads ? thread_cols : frame_cols,
                     threads ? sizeof thread_cols / sizeof *thread_cols : sizeof frame_cols / sizeof *frame_cols,
                     regions, threads ? 0 : nreg, threads ? NULL : "mem_process_rss");
     uint64_t *mem = calloc(nreg ? nreg : 1, sizeof *mem);
-    uint64_t mem_total = 0, process_rss = 0, *prev_cpu = NULL, *cur_cpu = NULL;
-    unsigned char *prev_has = NULL, *cur_has = NULL;
-    size_t cpu_cap = 0;
+    uint64_t mem_total = 0, process_rss = 0;
     int have_mem = 0, have_prev = 0, status = EXIT_OK, truncated = 0;
-    struct summary sum;
-    memset(&sum, 0, sizeof sum);
-    sum.first_t = -1;
-    sum.fps = (unsigned)fps;
+    tool_summary sum;
+    summary_init(&sum, (unsigned)fps);
     for (;;) {
         if (interrupted)
             break;
-        felix_rec_event ev;
+        felix_rec_event ev = FELIX_REC_EVENT_INIT;
         int item;
-        rc = felix_rec_next(r, cur, &ev, &item);
+        rc = felix_source_next(src, cur, &ev, &item);
         if (rc == FELIX_EEOF || rc == FELIX_ETRUNC || rc == FELIX_EAGAIN) {
             if (follow && !interrupted) {
                 oflush();
@@ -599,6 +614,9 @@ int main(int argc, char **argv)
         if (item == FELIX_REC_EVENT) {
             if (ev.kind == FELIX_EV_SAMPLES_MISSED)
                 sum.missed += ev.count;
+            double et = (double)(ev.mono_ns - h->start_mono_ns) / 1e9;
+            if (trace && (from < 0 || et >= from) && (to < 0 || et <= to))
+                pf_event(trace, &ev);
             continue;
         }
         /* A sample. */
@@ -618,25 +636,8 @@ int main(int argc, char **argv)
             }
             mem[nknown] = mem_total - known_sum;
             process_rss = felix_mem_process_rss(m); /* 0: not recorded */
-            if (process_rss > sum.peak_rss) {
-                sum.peak_rss = process_rss;
-                sum.peak_fex = mem_total;
-            }
+            summary_mem(&sum, m);
         }
-        size_t n = ci->nthreads;
-        if (threads && n > cpu_cap) {
-            cpu_cap = n * 2;
-            cur_cpu = realloc(cur_cpu, cpu_cap * sizeof *cur_cpu);
-            prev_cpu = realloc(prev_cpu, cpu_cap * sizeof *prev_cpu);
-            cur_has = realloc(cur_has, cpu_cap);
-            prev_has = realloc(prev_has, cpu_cap);
-            if (!cur_cpu || !prev_cpu || !cur_has || !prev_has) {
-                tool_error(prog, "out of memory");
-                return EXIT_FAILURE_GENERIC;
-            }
-        }
-        for (size_t i = 0; threads && i < n; i++)
-            cur_has[i] = felix_rec_thread_cpu_ns(r, felix_snapshot_thread(cur, i)->tid, &cur_cpu[i]) == 0;
         /* A row per frame; with --from, the first sample at or after S is a
          * row too: a baseline row (interval 0) when no sample precedes it. */
         int row = have_prev ? felix_delta_compute(d, prev, cur) == 0
@@ -644,39 +645,18 @@ int main(int argc, char **argv)
         if (row && t >= (from >= 0 ? from : 0)) {
             const felix_frame *fr = felix_delta_frame(d);
             int64_t frame = felix_rec_sample_number(r);
-            if (summary && !have_prev) {
+            if (trace) {
+                if (pf_frame(trace, d, cur, src) < 0) {
+                    oflush();
+                    tool_error(prog, "out of memory");
+                    status = EXIT_FAILURE_GENERIC;
+                    break;
+                }
+            } else if (summary && !have_prev) {
                 /* a baseline row has no interval to sum */
             } else if (summary) {
-                if (sum.first_t < 0)
-                    sum.first_t = (double)(felix_snapshot_get_info(prev)->mono_ns - h->start_mono_ns) / 1e9;
-                sum.last_t = t;
-                sum.frames++;
-                sum.time_total += fr->interval_s;
-                sum.load_weighted += fr->load_pct * fr->interval_s;
-                if (fr->load_pct > sum.peak_load || sum.frames == 1) {
-                    sum.peak_load = fr->load_pct;
-                    sum.peak_t = t;
-                }
-                for (int k = 0; k < FELIX_NCOUNTERS; k++)
-                    sum.d[k] += fr->d[k];
-                if (fr->flags) {
-                    if (sum.nspikes < 50) {
-                        sum.spikes[sum.nspikes].t = t;
-                        sum.spikes[sum.nspikes].flags = fr->flags;
-                    }
-                    sum.nspikes++;
-                }
-                for (size_t i = 0; i < fr->nthreads; i++) {
-                    const felix_thread_delta *td = felix_delta_thread(d, i);
-                    struct tsum *x = sum_thread(&sum, td->tid);
-                    if (!x)
-                        continue;
-                    x->jit += td->d[FELIX_C_JIT_TIME];
-                    x->over += (td->state & FELIX_TD_OVER_BUDGET) != 0;
-                    const char *nm = felix_rec_thread_name(r, td->tid);
-                    if (nm)
-                        snprintf(x->name, sizeof x->name, "%s", nm);
-                }
+                summary_frame(&sum, d, t, (double)(felix_snapshot_get_info(prev)->mono_ns - h->start_mono_ns) / 1e9,
+                              src);
             } else if (!threads) {
                 struct row w;
                 row_begin(&w, f, frame_cols);
@@ -687,11 +667,11 @@ int main(int argc, char **argv)
                 row_u64(&w, "threads", fr->nthreads);
                 row_fixed(&w, "load_pct", fr->load_pct, 3);
                 for (int k = 0; k < 4; k++)
-                    row_fixed(&w, frame_cols[6 + k], fr->value[time_cols[k]], 9);
+                    row_fixed(&w, frame_cols[6 + k], fr->value[summary_time_counters[k]], 9);
                 for (int k = 0; k < 5; k++)
-                    row_u64(&w, frame_cols[10 + k], fr->d[count_cols[k]]);
+                    row_u64(&w, frame_cols[10 + k], fr->d[summary_count_counters[k]]);
                 for (int k = 0; k < 5; k++)
-                    row_u64(&w, frame_cols[15 + k], fr->cum[count_cols[k]]);
+                    row_u64(&w, frame_cols[15 + k], fr->cum[summary_count_counters[k]]);
                 if (have_mem)
                     row_u64(&w, "mem_total", mem_total);
                 else
@@ -715,24 +695,26 @@ int main(int argc, char **argv)
                     row_null(&w, "mem_process_rss");
                 row_end(&w);
             } else {
+                /* What every row of the sample shares, formatted once. */
+                char frame_s[24], time_s[40];
+                size_t frame_n = (size_t)(tool_fmt_u64(frame_s, (uint64_t)frame) - frame_s);
+                size_t time_n = (size_t)(tool_fmt_fixed(time_s, t, 6) - time_s);
                 for (size_t i = 0; i < fr->nthreads; i++) {
                     const felix_thread_delta *td = felix_delta_thread(d, i);
                     struct row w;
                     row_begin(&w, f, thread_cols);
-                    row_u64(&w, "frame", (uint64_t)frame);
-                    row_fixed(&w, "time_s", t, 6);
+                    row_raw(&w, "frame", frame_s, frame_n);
+                    row_raw(&w, "time_s", time_s, time_n);
                     row_u64(&w, "tid", td->tid);
-                    const char *nm = felix_rec_thread_name(r, td->tid);
-                    row_text(&w, "name", nm ? nm : "");
+                    const char *nm = felix_source_thread_name(src, td->tid);
+                    row_name(&w, td->tid, nm ? nm : "");
                     row_fixed(&w, "load_pct", td->load_pct, 3);
                     for (int k = 0; k < 4; k++)
-                        row_fixed(&w, thread_cols[5 + k], td->value[time_cols[k]], 9);
+                        row_fixed(&w, thread_cols[5 + k], td->value[summary_time_counters[k]], 9);
                     for (int k = 0; k < 5; k++)
-                        row_u64(&w, thread_cols[9 + k], td->d[count_cols[k]]);
-                    long ci_ = felix_snapshot_index(cur, td->tid), pi = felix_snapshot_index(prev, td->tid);
-                    if (ci_ >= 0 && pi >= 0 && cur_has[ci_] && prev_has[pi] && cur_cpu[ci_] >= prev_cpu[pi] &&
-                        !(td->state & FELIX_TD_STARTED))
-                        row_fixed(&w, "cpu_s", (double)(cur_cpu[ci_] - prev_cpu[pi]) / 1e9, 6);
+                        row_u64(&w, thread_cols[9 + k], td->d[summary_count_counters[k]]);
+                    if (td->cpu_s >= 0) /* the delta's: CPU time measured at both ends */
+                        row_fixed(&w, "cpu_s", td->cpu_s, 6);
                     else
                         row_null(&w, "cpu_s");
                     row_u64(&w, "over_budget", (td->state & FELIX_TD_OVER_BUDGET) != 0);
@@ -747,14 +729,6 @@ int main(int argc, char **argv)
         felix_snapshot *tmp = prev;
         prev = cur;
         cur = tmp;
-        if (threads) {
-            uint64_t *tc = prev_cpu;
-            prev_cpu = cur_cpu;
-            cur_cpu = tc;
-            unsigned char *th = prev_has;
-            prev_has = cur_has;
-            cur_has = th;
-        }
         have_prev = 1;
     }
     if (summary && !out_failed)
@@ -782,15 +756,11 @@ int main(int argc, char **argv)
             status = EXIT_IO;
     }
     free(mem);
-    free(prev_cpu);
-    free(cur_cpu);
-    free(prev_has);
-    free(cur_has);
-    free(sum.t);
-    free(sum.idx);
+    summary_free(&sum);
+    pf_close(trace);
     felix_delta_free(d);
     felix_snapshot_free(prev);
     felix_snapshot_free(cur);
-    felix_rec_reader_close(r);
+    felix_source_close(src);
     return status ? status : (interrupted && !follow ? 128 + interrupted : EXIT_OK);
 }

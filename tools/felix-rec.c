@@ -4,7 +4,6 @@
  * slower cadence, and finalizes the recording on every way out it can see.
  */
 #include "common.h"
-#include "live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +43,7 @@ static void usage(FILE *f)
             "  -w, --watch            wait for the next FEX process to start, then record it\n"
             "  -m, --match REGEX      choose among FEX processes by name or command line\n"
             "      --fsync            sync the file after every sample (power-loss safety)\n"
-            "      --chunk D          start a new independent chunk after D (default 10s)\n"
+            "      --chunk D          start a new independent chunk after D (default 60s)\n"
             "  -q, --quiet            no status line (it is shown only when stderr is a terminal)\n"
             "  -h, --help             this help\n"
             "  -V, --version          version\n\n"
@@ -150,11 +149,14 @@ int main(int argc, char **argv)
     }
     /* Attaching may wait (bounded) for a header FEX has not written yet;
      * a signal until then ends us at once, with nothing recorded. */
-    live lv;
-    int rc = live_open(&lv, pid, mem_interval > 0 ? mem_interval : 1000000000, mem_interval > 0);
+    felix_source_options so = FELIX_SOURCE_OPTIONS_INIT;
+    so.interval_ns = interval;
+    so.slow_ns = mem_interval > 0 ? mem_interval : 1000000000;
+    so.flags = mem_interval > 0 ? 0 : FELIX_SOURCE_NO_MEMORY;
+    felix_source *src;
+    int rc = felix_source_open_pid(&src, pid, &so);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
-        live_close(&lv);
         return tool_exit_status(rc);
     }
     sigprocmask(SIG_BLOCK, &sigs, NULL);
@@ -162,16 +164,10 @@ int main(int argc, char **argv)
     if (interval < 1000000000) /* wake at the deadline, not up to 50 us after it */
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-    uint64_t hz;
-    felix_rec_header h;
-    if ((rc = live_header(&lv, &h, interval)) < 0) {
-        tool_error(prog, "%s", felix_error_detail());
-        live_close(&lv);
-        return EXIT_FAILURE_GENERIC;
-    }
-    hz = h.freq_hz;
-    int64_t start = h.start_mono_ns;
-    felix_rec_options ro = {0};
+    const felix_rec_header *h = felix_source_header(src);
+    uint64_t hz = h->freq_hz;
+    int64_t start = h->start_mono_ns;
+    felix_rec_options ro = FELIX_REC_OPTIONS_INIT;
     ro.fsync = do_fsync;
     ro.chunk_ns = chunk;
     felix_rec_writer *w;
@@ -185,20 +181,18 @@ int main(int argc, char **argv)
         int e = errno;
         tool_error(prog, e == EEXIST ? "refusing to replace %s, which exists (use --force to replace it)"
                                      : "cannot create %s: %s", out, strerror(e));
-        live_close(&lv);
+        felix_source_close(src);
         return e == EEXIST ? EXIT_USAGE : e == EACCES || e == EPERM ? EXIT_PERMISSION : EXIT_IO;
     }
-    rc = felix_rec_writer_open_fd(&w, ofd, &h, &ro);
+    rc = felix_rec_writer_open_fd(&w, ofd, h, &ro);
     if (rc < 0) {
         tool_error(prog, "%s: %s", to_stdout ? "the output" : out, felix_error_detail());
         if (!to_stdout)
             close(ofd);
-        live_close(&lv);
+        felix_source_close(src);
         return tool_exit_status(rc);
     }
-    felix_proc_watch *pw = NULL;
-    felix_proc_watch_open(&pw, pid, 0);
-    int pfd = felix_proc_watch_fd(pw);
+    int pfd = felix_source_fd(src); /* readable at the process's exit */
 
     felix_snapshot *snap;
     felix_delta *delta;
@@ -212,10 +206,23 @@ int main(int argc, char **argv)
     int64_t next = start, last_status = 0;
     double load = 0;
     for (;;) {
-        int64_t now = live_now();
+        int64_t now = tool_now();
         if (duration && now - start >= duration)
             break;
-        rc = live_sample(&lv, snap, NULL);
+        /* Events first (thread events the writer derives itself); the
+         * process's exit ends the recording. */
+        int item = 0, exited = 0;
+        felix_rec_event ev = FELIX_REC_EVENT_INIT;
+        while ((rc = felix_source_next(src, snap, &ev, &item)) == 0 && item == FELIX_REC_EVENT)
+            if (ev.kind == FELIX_EV_PROCESS_EXITED) {
+                felix_rec_write_event(w, &ev);
+                exited = 1;
+                break;
+            }
+        if (exited || (rc == 0 && item == FELIX_REC_END)) {
+            reason = "process exited";
+            break;
+        }
         if (rc < 0 && rc != FELIX_ERESTART) {
             tool_error(prog, "%s", felix_error_detail());
             reason = "segment error";
@@ -225,7 +232,10 @@ int main(int argc, char **argv)
         /* Restarting (the process is exec'ing): nothing to record this time;
          * the next image is recorded as it comes (the writer marks the exec). */
         if (rc == 0) {
-            if ((rc = felix_rec_write_sample(w, snap, lv.info, lv.ninfo)) < 0) {
+            const felix_rec_thread_info *info;
+            size_t ninfo;
+            felix_source_thread_info(src, &info, &ninfo);
+            if ((rc = felix_rec_write_sample(w, snap, info, ninfo)) < 0) {
                 tool_error(prog, "%s (%s is readable up to the last sample written)", felix_error_detail(),
                            to_stdout ? "the output" : out);
                 /* More threads than a recording holds: not an I/O error. */
@@ -243,7 +253,7 @@ int main(int argc, char **argv)
         if (status_line && now - last_status >= 1000000000) {
             last_status = now;
             int64_t el = (now - start) / 1000000000;
-            const felix_shm_info *shi = felix_shm_get_info(lv.shm);
+            const felix_shm_info *shi = felix_shm_get_info(felix_source_shm(src));
             fprintf(stderr, "\r\033[K%s: PID %d  %02lld:%02lld:%02lld  %llu samples  %.1f KiB  FEX load %.1f%%%s", prog,
                     (int)pid, (long long)(el / 3600), (long long)(el / 60 % 60), (long long)(el % 60),
                     (unsigned long long)felix_rec_writer_samples(w), (double)felix_rec_writer_bytes(w) / 1024.0,
@@ -251,14 +261,14 @@ int main(int argc, char **argv)
         }
         /* The next deadline; count the ones we overran. */
         next += interval;
-        now = live_now();
+        now = tool_now();
         if (now > next) {
             uint64_t missed = (uint64_t)((now - next) / interval) + 1;
-            felix_rec_event ev = {0};
-            ev.kind = FELIX_EV_SAMPLES_MISSED;
-            ev.mono_ns = now;
-            ev.count = missed;
-            felix_rec_write_event(w, &ev);
+            felix_rec_event me = FELIX_REC_EVENT_INIT;
+            me.kind = FELIX_EV_SAMPLES_MISSED;
+            me.mono_ns = now;
+            me.count = missed;
+            felix_rec_write_event(w, &me);
             next += (int64_t)missed * interval;
         }
         if (duration && next > start + duration)
@@ -266,7 +276,7 @@ int main(int argc, char **argv)
         /* Sleep until the deadline, a signal, or the process's exit. */
         int got = 0;
         for (;;) {
-            now = live_now();
+            now = tool_now();
             if (now >= next)
                 break;
             struct pollfd p[2] = {{sfd, POLLIN, 0}, {pfd, POLLIN, 0}};
@@ -285,14 +295,6 @@ int main(int argc, char **argv)
                 got = -1;
                 break;
             }
-            if (pfd < 0) { /* no pidfd: poll liveness each deadline */
-                int ex = 0;
-                felix_proc_watch_check(pw, &ex, NULL);
-                if (ex) {
-                    got = -1;
-                    break;
-                }
-            }
         }
         if (got > 0) {
             static char why[32];
@@ -301,19 +303,13 @@ int main(int argc, char **argv)
             exit_status = 128 + got;
             break;
         }
-        if (got < 0 || (pw && pfd < 0 && !felix_proc_alive(pid, 0))) {
-            felix_rec_event ev = {0};
-            ev.kind = FELIX_EV_PROCESS_EXITED;
-            ev.mono_ns = live_now();
-            felix_rec_write_event(w, &ev);
-            reason = "process exited";
-            break;
-        }
+        /* got < 0: the process exited; the next turn takes the source's
+         * exit event (without a pidfd, the source checks at each turn). */
     }
     if (exit_status != EXIT_IO) {
-        felix_rec_event ev = {0};
+        felix_rec_event ev = FELIX_REC_EVENT_INIT;
         ev.kind = FELIX_EV_STOPPED;
-        ev.mono_ns = live_now();
+        ev.mono_ns = tool_now();
         snprintf(ev.reason, sizeof ev.reason, "%s", reason);
         felix_rec_write_event(w, &ev);
     }
@@ -331,10 +327,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     if (!quiet && isatty(2))
         fprintf(stderr, "%s: %llu samples of PID %d (%s)\n", prog, (unsigned long long)samples, (int)pid, reason);
-    felix_proc_watch_close(pw);
     felix_snapshot_free(snap);
     felix_snapshot_free(prev);
     felix_delta_free(delta);
-    live_close(&lv);
+    felix_source_close(src);
     return exit_status;
 }

@@ -193,13 +193,6 @@ static void slot_free(uint32_t off)
 }
 
 /* ---- time ---- */
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void sleep_until(int64_t t)
 {
     struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
@@ -210,7 +203,7 @@ static void sleep_until(int64_t t)
 static void sleep_ns(int64_t ns)
 {
     if (ns > 0)
-        sleep_until(mono_ns() + ns);
+        sleep_until(tool_now() + ns);
 }
 
 /* ---- a worker's activity ---- */
@@ -287,14 +280,14 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "%s-%u", opt.name, w->k);
     prctl(PR_SET_NAME, name);
-    int64_t t0 = mono_ns();
+    int64_t t0 = tool_now();
     double acc[4] = {0};   /* ticks added per timed activity */
     double sum_t[4] = {0}; /* target ticks so far */
     int64_t last[4] = {t0, t0, t0, t0}, clast = t0;
     double added[5] = {0}; /* counts added */
     double target[5] = {0};
     for (uint64_t p = 1; !atomic_load(&stop_flag); p++) {
-        int64_t now = mono_ns();
+        int64_t now = tool_now();
         if (w->lifetime_ns && now - t0 >= w->lifetime_ns)
             break;
         double t = (double)(now - t0) / 1e9;
@@ -306,7 +299,7 @@ static void *worker_main(void *arg)
             pr.share[a] *= opt.time_scale;
             /* The target follows elapsed time, so a late or long sleep is
              * made up at the next turn and the total never drifts. */
-            int64_t at = mono_ns();
+            int64_t at = tool_now();
             sum_t[a] += pr.share[a] * (double)(at - last[a]) / 1e9 * (double)freq_hz;
             last[a] = at;
             double need = sum_t[a] - acc[a];
@@ -320,7 +313,7 @@ static void *worker_main(void *arg)
                 while ((e = felix_clock_ticks()) - b < (uint64_t)need)
                     ;
             } else {
-                sleep_until(mono_ns() + need_ns);
+                sleep_until(tool_now() + need_ns);
                 e = felix_clock_ticks();
             }
             acc[a] += (double)(e - b);
@@ -328,7 +321,7 @@ static void *worker_main(void *arg)
                 atomic_fetch_add_explicit(u64at(off + (uint32_t)time_field[a]), e - b,
                                           memory_order_relaxed);
         }
-        int64_t cnow = mono_ns();
+        int64_t cnow = tool_now();
         for (int c = 0; c < 5; c++) {
             if (!in_slot(count_field[c]))
                 continue;
@@ -387,9 +380,9 @@ static void run_churn(int64_t end)
     static struct worker pool[MAXW];
     unsigned counter = 0;
     uint32_t last_exited_tid = 0;
-    int64_t t0 = mono_ns();
-    while (!atomic_load(&stop_flag) && (!end || mono_ns() < end)) {
-        double t = (double)(mono_ns() - t0) / 1e9;
+    int64_t t0 = tool_now();
+    while (!atomic_load(&stop_flag) && (!end || tool_now() < end)) {
+        double t = (double)(tool_now() - t0) / 1e9;
         double phase = t / 4.0 - (double)(long)(t / 4.0);
         unsigned want = 1 + (unsigned)((double)(peak - 1) * (phase < 0.5 ? phase * 2 : (1 - phase) * 2));
         unsigned alive = 0;
@@ -416,7 +409,7 @@ static void run_churn(int64_t end)
             }
             alive++;
         }
-        sleep_until(mono_ns() + 2000000);
+        sleep_until(tool_now() + 2000000);
     }
     atomic_store(&stop_flag, 1);
     for (unsigned i = 0; i < MAXW; i++)
@@ -432,8 +425,8 @@ static void run_grow(int64_t end)
     uint32_t *offs = NULL;
     size_t n = 0, cap = 0;
     int full = 0;
-    int64_t t = mono_ns();
-    while (!atomic_load(&stop_flag) && (!end || mono_ns() < end)) {
+    int64_t t = tool_now();
+    while (!atomic_load(&stop_flag) && (!end || tool_now() < end)) {
         for (int i = 0; i < 200 && !full; i++) {
             uint32_t off = slot_alloc(0x40000000u + (uint32_t)n);
             if (!off) {
@@ -747,7 +740,7 @@ int main(int argc, char **argv)
         make_regions();
     make_game_mappings(opt.mappings);
 
-    int64_t start = mono_ns();
+    int64_t start = tool_now();
     int64_t end = env_image ? env_end : opt.duration_ns ? start + opt.duration_ns : 0;
     struct worker *ws = NULL;
     unsigned nw = opt.scenario == SC_CHURN ? 0 : opt.threads;
@@ -773,7 +766,7 @@ int main(int argc, char **argv)
             linked++;
         if (linked >= nw)
             break;
-        sleep_until(mono_ns() + 1000000);
+        sleep_until(tool_now() + 1000000);
     }
     if (!env_image) { /* said once, by the first image */
         printf("%d\n", (int)getpid());
@@ -809,14 +802,14 @@ int main(int argc, char **argv)
     int64_t exec_at = opt.execs ? start + opt.exec_every_ns : 0;
     for (;;) {
         int sig = 0;
-        if (exec_at && mono_ns() >= exec_at && (!end || exec_at < end))
+        if (exec_at && tool_now() >= exec_at && (!end || exec_at < end))
             reexec(argv, end, child), exec_at = 0; /* returns only when exec failed */
         if (!end && !exec_at) {
             if (sigwait(&sigs, &sig) != 0)
                 continue;
         } else {
             int64_t until = end && (!exec_at || end < exec_at) ? end : exec_at;
-            int64_t left = until - mono_ns();
+            int64_t left = until - tool_now();
             if (left <= 0) {
                 if (until == end)
                     break;

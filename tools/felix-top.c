@@ -6,7 +6,6 @@
  */
 #define _XOPEN_SOURCE_EXTENDED 1
 #include "common.h"
-#include "live.h"
 #include "top/top.h"
 
 #include <curses.h>
@@ -17,6 +16,7 @@
 #include <langinfo.h>
 #include <limits.h>
 #include <locale.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,34 +127,19 @@ static void start_curses(struct top_model *m)
 
 /* ---- the model ---- */
 
-typedef const char *(*name_fn)(void *ctx, uint32_t tid, char *buf, size_t len);
-typedef int (*cpu_fn)(void *ctx, uint32_t tid, uint64_t *ns);
-
-/* A thread's CPU time (ns) and its JIT ticks then: the JIT share of the CPU
- * time between two such readings. */
-static void row_cpu(struct top_model *m, struct top_row *r, uint64_t jit, uint64_t cpu)
-{
-    if (r->have_cpu && cpu > r->cpu_ns_at && jit >= r->jit_ticks_at) {
-        double js = (double)(jit - r->jit_ticks_at) / (double)m->freq_hz;
-        double cs = (double)(cpu - r->cpu_ns_at) / 1e9;
-        r->cpu_share = cs > 0 ? js / cs * 100.0 : -1;
-    }
-    if (!r->have_cpu || cpu != r->cpu_ns_at) {
-        r->cpu_ns_at = cpu;
-        r->jit_ticks_at = jit;
-        r->have_cpu = 1;
-    }
-}
-
-/* A new frame: rows, history, memory. names and cpus (may be NULL) look a
- * thread up by TID in O(1): the recording reader's tables. Live, the
- * sampler's facts are applied with model_live_info() instead. */
+/* A new frame: rows, history, memory. names (may be NULL) gives a name to a
+ * row that has none yet. Live, the names the source read this time (renames
+ * too) are applied with model_live_info() as well. */
 static void model_frame(struct top_model *m, felix_delta *d, const felix_snapshot *cur, int64_t start_mono,
-                        name_fn names, cpu_fn cpus, void *ctx, int64_t now)
+                        const felix_source *names, int64_t now)
 {
     const felix_frame *f = felix_delta_frame(d);
     const felix_snapshot_info *si = felix_snapshot_get_info(cur);
-    m->frame = *f;
+    m->load_pct = f->load_pct; /* the figures shown: a library-owned frame is not copied */
+    m->nthreads = f->nthreads;
+    m->interval_ns_measured = f->interval_ns;
+    memcpy(m->rate, f->rate, sizeof m->rate);
+    memcpy(m->cum, f->cum, sizeof m->cum);
     m->have_frame = 1;
     m->time_s = (double)(si->mono_ns - start_mono) / 1e9;
     m->head = si->head;
@@ -178,11 +163,10 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
         r->jit_count = t->abs[FELIX_C_JIT_COUNT];
         r->budget_frames = t->budget_frames;
         r->over_budget = (t->state & FELIX_TD_OVER_BUDGET) != 0;
-        if (!r->name[0] && names)
-            names(ctx, t->tid, r->name, sizeof r->name);
-        uint64_t cpu;
-        if (cpus && cpus(ctx, t->tid, &cpu) == 0)
-            row_cpu(m, r, t->abs[FELIX_C_JIT_TIME], cpu);
+        const char *name = !r->name[0] && names ? felix_source_thread_name(names, t->tid) : NULL;
+        if (name)
+            snprintf(r->name, sizeof r->name, "%s", name);
+        r->cpu_share = t->jit_cpu_pct; /* the delta's JIT share of CPU time; -1 unknown */
     }
     /* Threads that left: dimmed for a grace period, then gone. */
     size_t before = m->nrows;
@@ -228,19 +212,13 @@ static void model_frame(struct top_model *m, felix_delta *d, const felix_snapsho
     }
 }
 
-/* Names and CPU times the live sampler read this time (a bounded number). */
-static void model_live_info(struct top_model *m, const live *l, const felix_snapshot *cur)
+/* Names the live source read this time (a bounded number; renames too). */
+static void model_live_info(struct top_model *m, const felix_rec_thread_info *info, size_t n)
 {
-    for (size_t i = 0; i < l->ninfo; i++) {
-        const felix_rec_thread_info *x = &l->info[i];
-        struct top_row *r = top_find_row(m, x->tid);
-        if (!r || r->exited)
-            continue;
-        if (x->name)
-            snprintf(r->name, sizeof r->name, "%s", x->name);
-        const felix_thread *t = x->has_cpu ? felix_snapshot_find(cur, x->tid) : NULL;
-        if (t)
-            row_cpu(m, r, t->c[FELIX_C_JIT_TIME], x->cpu_ns);
+    for (size_t i = 0; i < n; i++) {
+        struct top_row *r = info[i].name ? top_find_row(m, info[i].tid) : NULL;
+        if (r && !r->exited)
+            snprintf(r->name, sizeof r->name, "%s", info[i].name);
     }
 }
 
@@ -308,7 +286,7 @@ static const int64_t intervals[] = {1000000, 2000000, 5000000, 10000000, 2000000
                                     200000000, 500000000, 1000000000, 2000000000, 5000000000LL, 10000000000LL};
 
 /* A key in live mode; returns whether the screen should be redrawn. */
-static int live_key(struct top_model *m, int ch, int *quit, int64_t *next, felix_rec_writer *w)
+static int live_key(struct top_model *m, int ch, int *quit, int64_t *next, felix_source *src)
 {
     int dirty = common_key(m, ch, quit);
     size_t k = 0;
@@ -320,14 +298,8 @@ static int live_key(struct top_model *m, int ch, int *quit, int64_t *next, felix
     if (ch == '-' && m->state != ST_EXITED)
         m->interval_ns = k > 0 ? intervals[k - 1] : intervals[0];
     if (m->interval_ns != old) {
-        *next = live_now() + m->interval_ns;
-        if (w) {
-            felix_rec_event ev = {0};
-            ev.kind = FELIX_EV_INTERVAL_CHANGED;
-            ev.mono_ns = live_now();
-            ev.interval_ns = m->interval_ns;
-            felix_rec_write_event(w, &ev);
-        }
+        *next = tool_now() + m->interval_ns;
+        felix_source_set_interval(src, m->interval_ns); /* a recording gets the event from the source */
         dirty = 1;
     }
     if (ch == 'p') {
@@ -340,14 +312,46 @@ static int live_key(struct top_model *m, int ch, int *quit, int64_t *next, felix
 /* Keys that arrived while a sample was being taken, handled between its
  * steps: with hundreds of thousands of threads (a 16 MiB segment) a sample
  * takes a good part of a second here, and a key must not wait for all of it. */
-static void keys_meanwhile(struct top_model *m, int *quit, int64_t *next, felix_rec_writer *w)
+static void keys_meanwhile(struct top_model *m, int *quit, int64_t *next, felix_source *src)
 {
     timeout(0);
     int ch, dirty = 0;
     while (!*quit && (ch = getch()) != ERR)
-        dirty |= live_key(m, ch, quit, next, w);
+        dirty |= live_key(m, ch, quit, next, src);
     if (dirty && !*quit)
         redraw(m);
+}
+
+/* The source's items up to its next sample, events acted on: a recording
+ * gets the interval changes and the exit (thread events and execs the
+ * writer derives itself); the model learns of an exit. Returns 0 with a
+ * sample in snap, FELIX_EEOF once the process is gone, or an error. */
+static int live_next(felix_source *src, felix_snapshot *snap, struct top_model *m, felix_rec_writer **w)
+{
+    for (;;) {
+        felix_rec_event ev = FELIX_REC_EVENT_INIT;
+        int item = 0;
+        int rc = felix_source_next(src, snap, &ev, &item);
+        if (rc < 0)
+            return rc;
+        if (item == FELIX_REC_SAMPLE)
+            return 0;
+        if (item == FELIX_REC_END)
+            return FELIX_EEOF;
+        if (ev.kind == FELIX_EV_INTERVAL_CHANGED && *w)
+            felix_rec_write_event(*w, &ev);
+        if (ev.kind == FELIX_EV_PROCESS_EXITED) {
+            m->state = ST_EXITED;
+            m->exit_known = ev.has_status;
+            m->exit_status = ev.status;
+            if (*w) {
+                felix_rec_write_event(*w, &ev);
+                felix_rec_writer_close(*w, "process exited");
+                *w = NULL;
+                m->message = "recording finalized";
+            }
+        }
+    }
 }
 
 static int run_live(pid_t pid, int64_t interval, const char *record, int child)
@@ -355,87 +359,85 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
     struct top_model m;
     memset(&m, 0, sizeof m);
     m.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
-    live lv;
-    int rc = live_open(&lv, pid, 1000000000, 1);
+    felix_source_options so = FELIX_SOURCE_OPTIONS_INIT;
+    so.interval_ns = interval;
+    so.flags = child ? FELIX_SOURCE_CHILD : 0;
+    felix_source *src;
+    int rc = felix_source_open_pid(&src, pid, &so);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
-        live_close(&lv);
         return tool_exit_status(rc);
     }
-    felix_rec_header h;
-    if ((rc = live_header(&lv, &h, interval)) < 0) {
-        tool_error(prog, "%s", felix_error_detail());
-        live_close(&lv);
-        return EXIT_FAILURE_GENERIC;
-    }
-    const felix_shm_info *si = felix_shm_get_info(lv.shm);
+    const felix_rec_header *h = felix_source_header(src);
+    const felix_shm_info *si = felix_shm_get_info(felix_source_shm(src));
     m.pid = pid;
-    snprintf(m.name, sizeof m.name, "%s", h.name);
+    snprintf(m.name, sizeof m.name, "%s", h->name);
     snprintf(m.fex_version, sizeof m.fex_version, "%s", si->fex_version);
     snprintf(m.app_type, sizeof m.app_type, "%s", si->app_type_name);
-    m.freq_hz = h.freq_hz;
-    m.ncpus = h.ncpus;
+    m.freq_hz = h->freq_hz;
+    m.ncpus = h->ncpus;
     m.interval_ns = interval;
     m.state = ST_LIVE;
     m.fps = opt_fps;
     felix_rec_writer *w = NULL;
     if (record) {
-        if ((rc = felix_rec_writer_open_path(&w, record, &h, NULL)) < 0) {
+        if ((rc = felix_rec_writer_open_path(&w, record, h, NULL)) < 0) {
             tool_error(prog, "%s", felix_error_detail());
-            live_close(&lv);
+            felix_source_close(src);
             return tool_exit_status(rc);
         }
         m.record_path = record;
     }
-    felix_proc_watch *pw = NULL;
-    felix_proc_watch_open(&pw, pid, child ? FELIX_PROC_WATCH_CHILD : 0);
     felix_snapshot *s[2];
     felix_delta *d;
     felix_snapshot_new(&s[0]);
     felix_snapshot_new(&s[1]);
-    felix_delta_new(&d, h.freq_hz, h.ncpus);
+    felix_delta_new(&d, h->freq_hz, h->ncpus);
     start_curses(&m);
     int cur = 0, have_prev = 0, quit = 0, dirty = 1, status = EXIT_OK;
-    int64_t next = live_now();
+    int64_t next = tool_now();
+    int exit_fd = felix_source_fd(src);
     while (!quit && !quit_signal) {
-        int64_t now = live_now();
+        int64_t now = tool_now();
+        /* The process's exit shows at once, not at the next interval. */
+        struct pollfd ep = {exit_fd, POLLIN, 0};
+        if (m.state != ST_EXITED && exit_fd >= 0 && poll(&ep, 1, 0) > 0)
+            next = now;
         if (m.state != ST_EXITED && now >= next) {
             static char why[256];
             /* smaps costs milliseconds in a process with thousands of
              * mappings: read only for an open memory panel or a recording. */
-            int mem_before = lv.mem;
-            lv.mem = w != NULL || !m.collapsed[P_MEM];
-            if (lv.mem && !mem_before)
-                lv.last_slow = 0; /* just opened: read it now */
+            felix_source_set_memory(src, w != NULL || !m.collapsed[P_MEM]);
             apply_fps(d, &m);
-            if ((rc = live_sample(&lv, s[cur], NULL)) == FELIX_ERESTART) {
+            rc = live_next(src, s[cur], &m, &w);
+            if (rc == FELIX_ERESTART) {
                 /* exec'ing: the new image's numbers come next */
                 m.restarting = 1;
+                dirty = 1;
+            } else if (rc == FELIX_EEOF || m.state == ST_EXITED) {
                 dirty = 1;
             } else if (rc < 0) { /* say why the numbers stopped */
                 snprintf(why, sizeof why, "%s", felix_error_detail());
                 m.message = why;
                 dirty = 1;
             } else {
-                keys_meanwhile(&m, &quit, &next, w);
+                keys_meanwhile(&m, &quit, &next, src);
                 if (m.message == why)
                     m.message = NULL;
-                if (w && felix_rec_write_sample(w, s[cur], lv.info, lv.ninfo) < 0) {
+                const felix_rec_thread_info *info;
+                size_t ninfo;
+                felix_source_thread_info(src, &info, &ninfo);
+                if (w && felix_rec_write_sample(w, s[cur], info, ninfo) < 0) {
                     m.message = "recording stopped: write error";
                     felix_rec_writer_close(w, "I/O error");
                     w = NULL;
                     m.record_path = NULL;
                 }
-                if (have_prev && felix_delta_compute(d, s[cur ^ 1], s[cur]) == 0) {
-                    keys_meanwhile(&m, &quit, &next, w);
-                    model_frame(&m, d, s[cur], h.start_mono_ns, NULL, NULL, NULL, now);
-                    model_live_info(&m, &lv, s[cur]);
-                    dirty = !m.view_paused || (felix_delta_frame(d)->events & FELIX_FRAME_EXEC);
-                } else if (!have_prev) {
-                    felix_delta_compute(d, NULL, s[cur]);
-                    model_frame(&m, d, s[cur], h.start_mono_ns, NULL, NULL, NULL, now);
-                    model_live_info(&m, &lv, s[cur]);
-                    dirty = 1;
+                if (felix_delta_compute(d, have_prev ? s[cur ^ 1] : NULL, s[cur]) == 0) {
+                    keys_meanwhile(&m, &quit, &next, src);
+                    model_frame(&m, d, s[cur], h->start_mono_ns, NULL, now);
+                    model_live_info(&m, info, ninfo);
+                    dirty = !have_prev || !m.view_paused || (felix_delta_frame(d)->events & FELIX_FRAME_EXEC);
                 }
                 if (felix_delta_frame(d)->events & FELIX_FRAME_EXEC) {
                     /* A new image: its name, FEX and app type may differ. */
@@ -447,53 +449,33 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
                 cur ^= 1;
             }
             /* The first frame needs a second sample: take it soon. */
-            next += have_prev && m.have_frame && m.frame.interval_ns == 0 && m.interval_ns > 200000000
+            next += have_prev && m.have_frame && m.interval_ns_measured == 0 && m.interval_ns > 200000000
                         ? 200000000
                         : m.interval_ns;
             if (next < now) /* overran: skip ahead, keep the phase */
                 next += ((now - next) / m.interval_ns + 1) * m.interval_ns;
         }
-        if (m.state != ST_EXITED) {
-            int exited = 0, st = -1;
-            if (pw)
-                felix_proc_watch_check(pw, &exited, &st);
-            else
-                exited = !felix_proc_alive(pid, 0);
-            if (exited) {
-                m.state = ST_EXITED;
-                m.exit_known = st != -1;
-                m.exit_status = st;
-                if (w) {
-                    felix_rec_event ev = {0};
-                    ev.kind = FELIX_EV_PROCESS_EXITED;
-                    ev.mono_ns = live_now();
-                    ev.has_status = st != -1;
-                    ev.status = st;
-                    felix_rec_write_event(w, &ev);
-                    felix_rec_writer_close(w, "process exited");
-                    w = NULL;
-                    m.message = "recording finalized";
-                }
-                dirty = 1;
-            }
-        }
         if (dirty) {
             redraw(&m);
             dirty = 0;
         }
-        now = live_now();
-        int64_t wait = m.state == ST_EXITED ? -1 : (next - now + 999999) / 1000000;
+        if (quit)
+            break; /* a key handled while sampling: do not wait for another */
+        /* Block only once the process is gone: a sample and a redraw that
+         * took longer than the interval leave next behind now, a wait of 0. */
+        now = tool_now();
+        int64_t wait = m.state == ST_EXITED ? -1 : next <= now ? 0 : (next - now + 999999) / 1000000;
         timeout(wait < 0 ? -1 : wait > INT_MAX ? INT_MAX : (int)wait);
         int ch = getch();
         if (ch == ERR)
             continue;
-        dirty |= live_key(&m, ch, &quit, &next, w);
+        dirty |= live_key(&m, ch, &quit, &next, src);
     }
     restore_terminal();
     if (w) {
-        felix_rec_event ev = {0};
+        felix_rec_event ev = FELIX_REC_EVENT_INIT;
         ev.kind = FELIX_EV_STOPPED;
-        ev.mono_ns = live_now();
+        ev.mono_ns = tool_now();
         snprintf(ev.reason, sizeof ev.reason, "%s", quit_signal ? "signal" : "quit");
         felix_rec_write_event(w, &ev);
         if (felix_rec_writer_close(w, quit_signal ? "signal" : "quit") < 0) {
@@ -503,21 +485,21 @@ static int run_live(pid_t pid, int64_t interval, const char *record, int child)
     }
     if (quit_signal)
         status = 128 + quit_signal;
-    felix_proc_watch_close(pw);
     felix_snapshot_free(s[0]);
     felix_snapshot_free(s[1]);
     felix_delta_free(d);
     free(m.rows);
     free(m.row_index);
     free(m.view);
-    live_close(&lv);
+    felix_source_close(src);
     return status;
 }
 
 /* ---- replay ---- */
 
 struct replay {
-    felix_rec_reader *r;
+    felix_source *src;
+    felix_rec_reader *r; /* the source's, for sample numbers */
     const felix_rec_header *h;
     felix_delta *d;
     felix_snapshot *s[2];
@@ -525,27 +507,13 @@ struct replay {
     uint64_t total;
 };
 
-static const char *rec_name(void *ctx, uint32_t tid, char *buf, size_t len)
-{
-    const char *n = felix_rec_thread_name(((struct replay *)ctx)->r, tid);
-    if (!n)
-        return NULL;
-    snprintf(buf, len, "%s", n);
-    return buf;
-}
-
-static int rec_cpu(void *ctx, uint32_t tid, uint64_t *ns)
-{
-    return felix_rec_thread_cpu_ns(((struct replay *)ctx)->r, tid, ns);
-}
-
 /* Read the next sample into the model; 0, FELIX_EEOF, or an error. */
 static int replay_step(struct replay *p, struct top_model *m)
 {
-    felix_rec_event ev;
+    felix_rec_event ev = FELIX_REC_EVENT_INIT;
     int item = 0, rc;
     for (;;) {
-        rc = felix_rec_next(p->r, p->s[p->cur], &ev, &item);
+        rc = felix_source_next(p->src, p->s[p->cur], &ev, &item);
         if (rc < 0)
             return rc;
         if (item == FELIX_REC_EVENT && ev.kind == FELIX_EV_EXEC)
@@ -560,7 +528,7 @@ static int replay_step(struct replay *p, struct top_model *m)
     }
     apply_fps(p->d, m);
     if (p->have_prev && felix_delta_compute(p->d, p->s[p->cur ^ 1], p->s[p->cur]) == 0)
-        model_frame(m, p->d, p->s[p->cur], p->h->start_mono_ns, rec_name, rec_cpu, p, live_now());
+        model_frame(m, p->d, p->s[p->cur], p->h->start_mono_ns, p->src, tool_now());
     p->have_prev = 1;
     p->cur ^= 1;
     return 0;
@@ -576,7 +544,7 @@ static int replay_goto(struct replay *p, struct top_model *m, int64_t n)
     if ((uint64_t)n >= p->total)
         n = (int64_t)p->total - 1;
     int64_t from = n > 300 ? n - 300 : 0;
-    int rc = felix_rec_seek_sample(p->r, (uint64_t)from);
+    int rc = felix_source_seek_sample(p->src, (uint64_t)from);
     if (rc < 0)
         return rc;
     p->have_prev = 0;
@@ -597,12 +565,13 @@ static int run_replay(const char *path)
     m.utf8 = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
     struct replay p;
     memset(&p, 0, sizeof p);
-    int rc = felix_rec_reader_open_path(&p.r, path);
+    int rc = felix_source_open_recording(&p.src, path, NULL);
     if (rc < 0) {
         tool_error(prog, "%s", felix_error_detail());
         return rc == FELIX_EVERSION ? EXIT_VERSION : rc == FELIX_EACCES ? EXIT_PERMISSION : EXIT_IO;
     }
-    p.h = felix_rec_reader_header(p.r);
+    p.r = felix_source_reader(p.src);
+    p.h = felix_source_header(p.src);
     m.pid = p.h->pid;
     snprintf(m.name, sizeof m.name, "%s", p.h->name);
     snprintf(m.fex_version, sizeof m.fex_version, "%s", p.h->fex_version);
@@ -617,14 +586,14 @@ static int run_replay(const char *path)
     felix_delta_new(&p.d, p.h->freq_hz, p.h->ncpus);
     felix_snapshot_new(&p.s[0]);
     felix_snapshot_new(&p.s[1]);
-    if (felix_rec_summary(p.r, &p.total, NULL) == 0 && p.total > 1) {
+    if (felix_source_summary(p.src, &p.total, NULL) == 0 && p.total > 1) {
         m.seekable = 1;
         felix_snapshot *last;
         felix_snapshot_new(&last);
-        if (felix_rec_seek_sample(p.r, p.total - 1) == 0 && felix_rec_next_sample(p.r, last) == 0)
+        if (felix_source_seek_sample(p.src, p.total - 1) == 0 && felix_rec_next_sample(p.r, last) == 0)
             m.total_s = (double)(felix_snapshot_get_info(last)->mono_ns - p.h->start_mono_ns) / 1e9;
         felix_snapshot_free(last);
-        felix_rec_seek_sample(p.r, 0);
+        felix_source_seek_sample(p.src, 0);
     }
     start_curses(&m);
     int quit = 0, dirty = 1, status = EXIT_OK, at_end = 0, err_code = 0;
@@ -639,10 +608,10 @@ static int run_replay(const char *path)
         err_code = rc;
     }
     at_end = rc < 0;
-    int64_t base_wall = live_now();
+    int64_t base_wall = tool_now();
     double base_t = m.time_s;
     while (!quit && !quit_signal) {
-        int64_t now = live_now();
+        int64_t now = tool_now();
         /* The next sample is due when its time, scaled by the speed, comes. */
         int64_t wait = -1;
         if (!m.replay_paused && !at_end) {
@@ -663,7 +632,7 @@ static int run_replay(const char *path)
                 dirty = 1;
                 continue;
             }
-            wait = (due - now + 999999) / 1000000;
+            wait = due <= now ? 0 : (due - now + 999999) / 1000000;
         }
         if (err)
             m.message = err;
@@ -706,7 +675,7 @@ static int run_replay(const char *path)
                 at_end = felix_rec_sample_number(p.r) >= (int64_t)p.total - 1, m.message = NULL;
             dirty = 1;
         }
-        base_wall = live_now();
+        base_wall = tool_now();
         base_t = m.time_s;
     }
     restore_terminal();
@@ -724,7 +693,7 @@ static int run_replay(const char *path)
     felix_delta_free(p.d);
     felix_snapshot_free(p.s[0]);
     felix_snapshot_free(p.s[1]);
-    felix_rec_reader_close(p.r);
+    felix_source_close(p.src);
     free(m.rows);
     free(m.row_index);
     free(m.view);
@@ -743,27 +712,23 @@ static pid_t pick(int watch)
     felix_proc_list *l;
     if (felix_proc_list_new(&l) < 0)
         return 0;
+    /* With watch: what exists now (by PID and start time) is not new. */
+    felix_proc_starts *ws = NULL;
+    if (watch && felix_proc_starts_open(&ws, NULL) < 0) {
+        felix_proc_list_free(l);
+        return 0;
+    }
     start_curses(&m);
-    felix_proc_list_scan(l, NULL);
-    size_t n0 = felix_proc_list_count(l), sel = 0;
-    pid_t *old = calloc(n0 + 1, sizeof *old), chosen = 0;
-    for (size_t i = 0; i < n0; i++)
-        old[i] = felix_proc_list_get(l, i)->pid;
+    size_t sel = 0;
+    pid_t chosen = 0;
     const char *note = watch ? " waiting for a FEX process to start... (q quits)" : NULL;
     while (!chosen && !quit_signal) {
         felix_proc_list_scan(l, NULL);
         size_t n = felix_proc_list_count(l);
-        if (watch) {
-            for (size_t i = 0; i < n && !chosen; i++) {
-                const felix_proc_entry *e = felix_proc_list_get(l, i);
-                int seen = 0;
-                for (size_t k = 0; k < n0; k++)
-                    seen |= old[k] == e->pid;
-                if (!seen && e->state == FELIX_PROC_LIVE)
-                    chosen = e->pid;
-            }
-            if (chosen)
-                break;
+        const felix_proc_entry *e;
+        if (watch && felix_proc_starts_next(ws, &e) == 0 && e) {
+            chosen = e->pid;
+            break;
         }
         if (sel >= n && n)
             sel = n - 1;
@@ -778,15 +743,15 @@ static pid_t pick(int watch)
         if ((ch == KEY_UP || ch == 'k') && sel > 0)
             sel--;
         if ((ch == '\n' || ch == '\r' || ch == KEY_ENTER) && n && !watch) {
-            const felix_proc_entry *e = felix_proc_list_get(l, sel);
-            if (e->state == FELIX_PROC_LIVE)
-                chosen = e->pid;
+            const felix_proc_entry *pe = felix_proc_list_get(l, sel);
+            if (pe->state == FELIX_PROC_LIVE)
+                chosen = pe->pid;
             else
                 note = " that segment is stale: its process is gone";
         }
     }
     restore_terminal();
-    free(old);
+    felix_proc_starts_close(ws);
     felix_proc_list_free(l);
     return chosen;
 }

@@ -31,6 +31,9 @@
  * budget_frames counts a thread's flags while it lives (a thread first seen
  * starts at 0); the window holds at most FELIX_BUDGET_WINDOW samples. The
  * frame gets FELIX_FLAG_OVER_BUDGET when any thread was flagged.
+ * CPU: where snapshots carry measured host CPU times, cpu_s is a thread's
+ * CPU time in the interval and jit_cpu_pct = dJIT / F / dCPU * 100 over the
+ * span between its last two measurements.
  * Exec: when the two snapshots come from different process images
  * (felix_snapshot_info.image, see shm.h), no delta is computed across them:
  * the frame is a baseline (interval 0, every thread started, every thread of
@@ -96,6 +99,13 @@ typedef struct felix_thread_delta {
     double rate[FELIX_NCOUNTERS];    /**< value / T */
     uint64_t abs[FELIX_NCOUNTERS];   /**< the thread's cumulative raw counters */
     uint32_t budget_frames;          /**< times flagged FELIX_TD_OVER_BUDGET while it lives */
+    /** Host CPU seconds in the interval, when both snapshots measured the
+     *  thread's CPU time (felix_snapshot_thread_cpu_ns); else -1. */
+    double cpu_s;
+    /** JIT time as a % of host CPU time between the thread's last two CPU
+     *  measurements (kept while no new one comes, as successive frames
+     *  carry it); -1 until two measurements with CPU time between them. */
+    double jit_cpu_pct;
 } felix_thread_delta;
 
 /** Totals of a frame. Owned by the context. */

@@ -76,6 +76,26 @@ int felix_proc_thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *out);
  */
 int felix_proc_alive(pid_t pid, uint64_t start_ticks);
 
+/**
+ * New FEX processes, as they start: a watch remembers the processes whose
+ * segments exist when it is opened, by PID and start time (so a PID that is
+ * reused later still counts as new), and reports each live process that
+ * appears afterwards once.
+ */
+typedef struct felix_proc_starts felix_proc_starts;
+
+/** Open a watch over dir (NULL: "/dev/shm"). Errors: FELIX_EIO, FELIX_ENOMEM. */
+int felix_proc_starts_open(felix_proc_starts **out, const char *dir);
+/** Free (NULL is allowed). */
+void felix_proc_starts_close(felix_proc_starts *w);
+/**
+ * Rescan; *out is the next live FEX process not reported or present before
+ * (tree order), or NULL when there is none yet. Non-blocking: call it
+ * periodically. The entry is valid until the next call or close.
+ * Errors: FELIX_EIO, FELIX_ENOMEM (then call again).
+ */
+int felix_proc_starts_next(felix_proc_starts *w, const felix_proc_entry **out);
+
 /** Exit notification for one process. */
 typedef struct felix_proc_watch felix_proc_watch;
 

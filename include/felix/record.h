@@ -25,10 +25,13 @@ extern "C" {
 #endif
 
 /** The format version this library writes and reads. */
-#define FELIX_REC_FORMAT_VERSION 1
+#define FELIX_REC_FORMAT_VERSION 2
 
-/** A recording's header. Owned by the writer (copied in) or the reader. */
+/** A recording's header. Caller-filled when given to a writer (start from
+ *  FELIX_REC_HEADER_INIT; the writer copies it); library-owned when a reader
+ *  or a source returns it. */
 typedef struct felix_rec_header {
+    unsigned version;         /**< FELIX_REC_HEADER_VERSION (this struct's layout) */
     uint32_t format_version;  /**< FELIX_REC_FORMAT_VERSION */
     char felix_version[32];   /**< libfelix version that wrote it */
     char host[64];            /**< host name */
@@ -46,7 +49,15 @@ typedef struct felix_rec_header {
     int64_t start_wall_ns;    /**< start, UTC ns since the epoch */
     int64_t start_mono_ns;    /**< CLOCK_MONOTONIC at the start */
     int64_t interval_ns;      /**< requested sampling interval */
+    /* version 2 */
+    int64_t start_boot_ns;    /**< CLOCK_BOOTTIME at the start (0: not recorded), which ties
+                                   the recording to a system trace's clock */
 } felix_rec_header;
+
+#define FELIX_REC_HEADER_VERSION 2
+#define FELIX_REC_HEADER_INIT {.version = FELIX_REC_HEADER_VERSION}
+/** The same as FELIX_REC_HEADER_INIT, for languages without designated initializers. */
+void felix_rec_header_init(felix_rec_header *p);
 
 /** Event kinds. */
 enum felix_rec_event_kind {
@@ -62,8 +73,11 @@ enum felix_rec_event_kind {
     FELIX_EV_EXEC = 7
 };
 
-/** An event. */
+/** An event. Caller-filled, both for felix_rec_write_event() and for the
+ *  readers that fill it (felix_rec_next, felix_source_next): start from
+ *  FELIX_REC_EVENT_INIT, whose version says how much the library may write. */
 typedef struct felix_rec_event {
+    unsigned version;     /**< FELIX_REC_EVENT_VERSION */
     int kind;             /**< enum felix_rec_event_kind */
     int64_t mono_ns;      /**< CLOCK_MONOTONIC time (as in snapshots) */
     uint32_t tid;         /**< thread events */
@@ -74,25 +88,45 @@ typedef struct felix_rec_event {
     char reason[64];      /**< recording stopped */
 } felix_rec_event;
 
+#define FELIX_REC_EVENT_VERSION 1
+#define FELIX_REC_EVENT_INIT {.version = FELIX_REC_EVENT_VERSION}
+/** The same as FELIX_REC_EVENT_INIT, for languages without designated initializers. */
+void felix_rec_event_init(felix_rec_event *p);
+
 /* ---- writer ---- */
 
 typedef struct felix_rec_writer felix_rec_writer;
 
-/** Writer options; zero means the default. */
+/** Writer options; zero means the default. Caller-filled: start from
+ *  FELIX_REC_OPTIONS_INIT. */
 typedef struct felix_rec_options {
-    int64_t chunk_ns;      /**< close a chunk after this long (default 10 s) */
+    unsigned version;      /**< FELIX_REC_OPTIONS_VERSION */
+    int64_t chunk_ns;      /**< close a chunk after this long (default 60 s) */
     uint32_t chunk_samples;/**< or after this many samples (default 1000) */
     int level;             /**< zstd level (default 3) */
     int fsync;             /**< fdatasync after every sample (power-loss safety) */
 } felix_rec_options;
 
-/** Per-thread facts a sample may carry besides the counters. */
+#define FELIX_REC_OPTIONS_VERSION 1
+#define FELIX_REC_OPTIONS_INIT {.version = FELIX_REC_OPTIONS_VERSION}
+/** The same as FELIX_REC_OPTIONS_INIT, for languages without designated initializers. */
+void felix_rec_options_init(felix_rec_options *p);
+
+/** Per-thread facts a sample may carry besides the counters. Caller-filled:
+ *  start every element from FELIX_REC_THREAD_INFO_INIT (the first element's
+ *  version gives the array's stride). */
 typedef struct felix_rec_thread_info {
+    unsigned version;     /**< FELIX_REC_THREAD_INFO_VERSION */
     uint32_t tid;
     const char *name;     /**< NULL: unknown */
     int has_cpu;
     uint64_t cpu_ns;      /**< host CPU time, utime + stime */
 } felix_rec_thread_info;
+
+#define FELIX_REC_THREAD_INFO_VERSION 1
+#define FELIX_REC_THREAD_INFO_INIT {.version = FELIX_REC_THREAD_INFO_VERSION}
+/** The same as FELIX_REC_THREAD_INFO_INIT, for languages without designated initializers. */
+void felix_rec_thread_info_init(felix_rec_thread_info *p);
 
 /**
  * Start a recording into path (created or truncated). hdr's format_version
@@ -165,8 +199,12 @@ const felix_rec_header *felix_rec_reader_header(const felix_rec_reader *r);
 
 /**
  * Read the next item. For a sample, snap is filled (times are CLOCK_MONOTONIC
- * and wall ns as when recorded); for an event, ev. Either may be NULL when
- * the caller does not want that kind (the item is still consumed).
+ * and wall ns as when recorded, slot offsets as recorded: 0 in format 1);
+ * for an event, ev. Either may be NULL when the caller does not want that
+ * kind (the item is still consumed). A sample's thread starts and exits
+ * (a thread restarted in place or a reused TID: an exit and a start) come as
+ * events before it, with its time, whether the recording held them as event
+ * items or, in format 2, in the sample's thread links.
  * Returns FELIX_EEOF after the end item, at the end of the data. A recording
  * that ends without its end item (never closed: the recorder was killed, the
  * disk filled, or it is still being written) gives FELIX_ETRUNC there. On

@@ -25,10 +25,12 @@
  * moment. For a live segment (attached by PID, or by its /dev/shm path while
  * the process lives) a snapshot in that window returns FELIX_ERESTART
  * ("restarting", not a failure). When a good snapshot follows a restart, or
- * the object got smaller, or was truncated and did not grow (its mtime moved:
- * FEX's writes through its mapping and its unlink at exit never move it, only
- * truncation and growth do), or its FEX version, app type or slot size changed, the handle counts a
- * new image (felix_shm_info.image, and
+ * the object got smaller, or was truncated and did not grow (its mtime moved
+ * while it was one host page: truncation, growth and FEX's first write to a
+ * page move it, its later writes and its unlink at exit do not; the header
+ * is read between two fstats that agree, so that first write landing during
+ * a read is not taken for a truncation), or its FEX version, app type or
+ * slot size changed, the handle counts a new image (felix_shm_info.image, and
  * felix_snapshot_info.image of every snapshot): felix_delta_compute() never
  * computes a delta across two images and reports FELIX_FRAME_EXEC instead.
  *

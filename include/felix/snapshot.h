@@ -116,6 +116,16 @@ const struct felix_mem *felix_snapshot_mem(const felix_snapshot *snap);
 struct felix_mem *felix_snapshot_mem_mut(felix_snapshot *snap);
 /** Mark whether the snapshot's memory object holds a sample. */
 void felix_snapshot_set_has_mem(felix_snapshot *snap, int has_mem);
+/**
+ * Thread i's host CPU time (utime + stime, ns) as measured with this
+ * snapshot (a source measures at its slow interval; a recording keeps what
+ * was measured). FELIX_EINVAL when it was not measured (no error detail is
+ * set: that is the common case) or i is out of range.
+ */
+int felix_snapshot_thread_cpu_ns(const felix_snapshot *snap, size_t i, uint64_t *out);
+/** Record thread i's measured CPU time (builders: sources, readers, tests).
+ *  Cleared by felix_snapshot_begin(). Errors: FELIX_EINVAL, FELIX_ENOMEM. */
+int felix_snapshot_set_thread_cpu_ns(felix_snapshot *snap, size_t i, uint64_t ns);
 
 /**
  * Start building a snapshot by hand (recording readers, tests): clears it,

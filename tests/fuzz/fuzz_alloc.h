@@ -63,7 +63,7 @@ static void fuzz_free(void *p, void *ctx)
 /* Count libfelix's memory from now on. */
 static void fuzz_alloc_install(void)
 {
-    static const felix_allocator a = {fuzz_malloc, fuzz_realloc, fuzz_free, NULL};
+    static const felix_allocator a = {FELIX_ALLOCATOR_VERSION, fuzz_malloc, fuzz_realloc, fuzz_free, NULL};
     felix_set_allocator(&a);
 }
 

@@ -152,7 +152,7 @@ static const char *const sort_names[] = {"load", "blocks", "TID", "name"};
 
 static void counters(const struct top_model *m, int y, int rows)
 {
-    const felix_frame *f = &m->frame;
+    const struct top_model *f = m;
     double F = (double)m->freq_hz;
     char items[10][64];
     snprintf(items[0], 64, "FEX load   %6.1f%%", f->load_pct);
@@ -184,7 +184,7 @@ static void jit_panel(struct top_model *m, int y, int h)
 {
     char t[160];
     snprintf(t, sizeof t, "JIT  FEX load %.1f%%  %u threads  sort: %s (s)  budget: %u fps, %.1f ms (b)",
-             m->frame.load_pct, m->frame.nthreads, sort_names[m->sort], m->fps, m->fps ? 1000.0 / m->fps : 0.0);
+             m->load_pct, m->nthreads, sort_names[m->sort], m->fps, m->fps ? 1000.0 / m->fps : 0.0);
     title(m, P_JIT, y, t);
     if (m->collapsed[P_JIT] || h <= 1)
         return;

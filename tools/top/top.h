@@ -21,9 +21,6 @@ struct top_row {
     uint64_t jit_count;   /* cumulative */
     int exited;           /* gone; shown dimmed until grace ends */
     int64_t exited_at;
-    /* for the CPU share */
-    uint64_t cpu_ns_at, jit_ticks_at;
-    int have_cpu;
     uint32_t budget_frames; /* frames (or intervals) it spent a frame's budget */
     int over_budget;        /* in the last frame */
 };
@@ -51,7 +48,11 @@ struct top_model {
     unsigned ncpus;
     /* the last frame */
     int have_frame;
-    felix_frame frame;
+    double load_pct;        /* FEX load % */
+    uint32_t nthreads;
+    int64_t interval_ns_measured; /* 0: a baseline */
+    double rate[FELIX_NCOUNTERS];   /* per second */
+    uint64_t cum[FELIX_NCOUNTERS];  /* cumulative raw totals */
     double time_s;          /* since the start */
     struct top_row *rows;
     size_t nrows, rows_cap;
