@@ -39,6 +39,8 @@ struct felix_delta {
     size_t live_cap;
     uint32_t *order;
     size_t order_cap;
+    long *pmap; /* per thread of cur: its index in prev, -1 none, -2 - index when restarted there */
+    size_t pmap_cap;
     struct sort_key *keys, *keys2; /* sort scratch, as many as live */
     size_t keys_cap, keys2_cap;
     felix_thread_delta *exited;
@@ -76,6 +78,7 @@ void felix_delta_free(felix_delta *d)
         return;
     fx_free(d->live);
     fx_free(d->order);
+    fx_free(d->pmap);
     fx_free(d->keys);
     fx_free(d->keys2);
     fx_free(d->exited);
@@ -155,10 +158,15 @@ static void add_exited(felix_delta *d, const felix_thread *p)
     d->frame.nexited = (uint32_t)(n + 1);
 }
 
-/* Sort order[] by load, highest first, then by TID: a bottom-up merge sort
- * of compact keys (16 bytes, not the 300-byte thread entries) through two
- * key buffers, n log n comparisons over sequential memory, so even a 16 MiB
- * segment's 209,714 threads sort in a few milliseconds. */
+/* Sort order[] by load, highest first, then by TID. The result depends
+ * only on the keys (TIDs are unique), never on where the sort starts, so it
+ * starts from the last frame's order when that is a permutation of as many
+ * threads: rankings seldom change between frames, and an insertion sort of
+ * an ordered or nearly ordered list takes about n comparisons. Larger or
+ * new lists take a bottom-up merge sort of compact keys (16 bytes, not the
+ * 300-byte thread entries) through two key buffers, n log n comparisons over
+ * sequential memory, so even a 16 MiB segment's 209,714 threads sort in a
+ * few milliseconds. */
 struct sort_key {
     double load;
     uint32_t tid, idx;
@@ -171,28 +179,41 @@ static int before(const struct sort_key *a, const struct sort_key *b)
     return a->tid < b->tid;
 }
 
-static void sort_order(felix_delta *d, size_t n)
+enum { INSERTION_MAX = 64 }; /* threads sorted by insertion, at most */
+
+static void sort_order(felix_delta *d, size_t n, int reuse)
 {
     struct sort_key *src = d->keys, *dst = d->keys2;
     for (size_t i = 0; i < n; i++) {
-        src[i].load = d->live[i].load_pct;
-        src[i].tid = d->live[i].tid;
-        src[i].idx = (uint32_t)i;
+        uint32_t x = reuse ? d->order[i] : (uint32_t)i;
+        src[i].load = d->live[x].load_pct;
+        src[i].tid = d->live[x].tid;
+        src[i].idx = x;
     }
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = before(&src[j], &src[i]) ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
+    if (n <= INSERTION_MAX) {
+        for (size_t i = 1; i < n; i++) {
+            struct sort_key k = src[i];
+            size_t j = i;
+            for (; j > 0 && before(&k, &src[j - 1]); j--)
+                src[j] = src[j - 1];
+            src[j] = k;
         }
-        struct sort_key *t = src;
-        src = dst;
-        dst = t;
+    } else {
+        for (size_t w = 1; w < n; w *= 2) {
+            for (size_t lo = 0; lo < n; lo += 2 * w) {
+                size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+                size_t i = lo, j = mid, k = lo;
+                while (i < mid && j < hi)
+                    dst[k++] = before(&src[j], &src[i]) ? src[j++] : src[i++];
+                while (i < mid)
+                    dst[k++] = src[i++];
+                while (j < hi)
+                    dst[k++] = src[j++];
+            }
+            struct sort_key *t = src;
+            src = dst;
+            dst = t;
+        }
     }
     for (size_t i = 0; i < n; i++)
         d->order[i] = src[i].idx;
@@ -224,6 +245,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     size_t gone = pi ? pi->nthreads : 0;
     if ((rc = fx_grow((void **)&d->live, &d->live_cap, n, sizeof *d->live)) < 0 ||
         (rc = fx_grow((void **)&d->order, &d->order_cap, n, sizeof *d->order)) < 0 ||
+        (rc = fx_grow((void **)&d->pmap, &d->pmap_cap, n, sizeof *d->pmap)) < 0 ||
         (rc = fx_grow((void **)&d->keys, &d->keys_cap, n, sizeof *d->keys)) < 0 ||
         (rc = fx_grow((void **)&d->keys2, &d->keys2_cap, n, sizeof *d->keys2)) < 0 ||
         (rc = fx_grow((void **)&d->exited, &d->exited_cap, gone, sizeof *d->exited)) < 0 ||
@@ -273,12 +295,18 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     const int fresh_windows = d->restart_windows;
     d->restart_windows = 0;
 
-    /* Threads of prev that are gone from cur. */
+    /* Threads of prev that are gone from cur; and for each thread of cur,
+     * the thread of prev it continues (each pair looked up once). */
+    for (size_t i = 0; i < n; i++)
+        d->pmap[i] = -1;
     if (prev) {
         for (uint32_t i = 0; i < pi->nthreads; i++) {
             const felix_thread *p = &prev0[i];
             const felix_thread *c = exec ? NULL : same_thread(cur, i, p->tid);
-            if (!c || fx_thread_restarted(p, c))
+            int restarted = c && fx_thread_restarted(p, c);
+            if (c)
+                d->pmap[c - cur0] = restarted ? -2 - (long)i : (long)i;
+            if (!c || restarted)
                 add_exited(d, p);
         }
     }
@@ -292,18 +320,18 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
     uint64_t live_abs[FELIX_NCOUNTERS] = {0};
     for (uint32_t i = 0; i < n; i++) {
         const felix_thread *c = &cur0[i];
-        const felix_thread *p = prev && !exec ? same_thread(prev, i, c->tid) : NULL;
+        const long m = d->pmap[i];
+        const felix_thread *p = m >= 0 ? &prev0[m] : NULL;
         felix_thread_delta *t = &d->live[i];
         t->tid = c->tid;
         t->state = 0;
         memcpy(t->abs, c->c, sizeof t->abs);
         for (int k = 0; k < FELIX_NCOUNTERS; k++)
             live_abs[k] += c->c[k];
-        d->order[i] = i;
         struct budget *bg = &d->budget[i];
         uint64_t cpu_now = 0;
         int has_cpu_now = felix_snapshot_thread_cpu_ns(cur, i, &cpu_now) == 0;
-        if (!p || fx_thread_restarted(p, c)) {
+        if (!p) { /* started (in place of a thread that restarted: reused) */
             memset(bg, 0, sizeof *bg);
             bg->jit_cpu_pct = -1;
             bg->has_cpu_at = has_cpu_now;
@@ -311,7 +339,7 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             bg->jit_at = c->c[FELIX_C_JIT_TIME];
             t->cpu_s = t->jit_cpu_pct = -1;
             t->budget_frames = 0;
-            t->state = FELIX_TD_STARTED | (p ? FELIX_TD_REUSED : 0);
+            t->state = FELIX_TD_STARTED | (m <= -2 ? FELIX_TD_REUSED : 0);
             f->nstarted++;
             t->load_pct = 0;
             memset(t->d, 0, sizeof t->d);
@@ -372,7 +400,8 @@ int felix_delta_compute(felix_delta *d, const felix_snapshot *prev, const felix_
             f->novertime++;
         }
     }
-    sort_order(d, n);
+    /* order[] holds the last frame's permutation when it had n threads. */
+    sort_order(d, n, d->have_last && d->last_n == n);
     /* This frame's budget state becomes the next frame's prev's. */
     struct budget *bt = d->budget;
     d->budget = d->budget_prev;

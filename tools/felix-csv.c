@@ -195,11 +195,6 @@ static void json_leads_init(void)
 /* Before a value: separator, and the key in JSON. */
 static inline void row_key(struct row *r, const char *key)
 {
-    if (r->f == F_JSONL && r->names == thread_cols && (size_t)r->col < NTHREAD_COLS) {
-        memcpy(r->p, json_lead[r->col].s, sizeof json_lead[r->col].s);
-        r->p += json_lead[r->col++].n;
-        return;
-    }
     if (r->col++) {
         if (r->f == F_TSV)
             *r->p++ = '\t';
@@ -228,14 +223,6 @@ static inline void row_fixed(struct row *r, const char *key, double v, int dec)
     r->p = tool_fmt_fixed(r->p, v, dec);
 }
 
-/* A value already formatted (the same in every row of a sample). */
-static inline void row_raw(struct row *r, const char *key, const char *s, size_t n)
-{
-    row_key(r, key);
-    memcpy(r->p, s, n);
-    r->p += n;
-}
-
 static inline void row_null(struct row *r, const char *key)
 {
     row_key(r, key);
@@ -243,14 +230,6 @@ static inline void row_null(struct row *r, const char *key)
         memcpy(r->p, "null", 4);
         r->p += 4;
     }
-}
-
-static void row_text(struct row *r, const char *key, const char *s)
-{
-    row_key(r, key);
-    olen = (size_t)(r->p - obuf);
-    ofield_text(r->f, s);
-    r->p = oreserve(4096);
 }
 
 /* Thread names as the format writes them, cached by TID: a name is escaped
@@ -263,23 +242,100 @@ static struct {
     char esc[TEXT_MAX(31)];
 } name_cache[256];
 
-static void row_name(struct row *r, uint32_t tid, const char *nm)
+/* Thread rows, the hot path of --threads: one copy of the loop per format,
+ * with the format a constant in each, so separators, keys and decimals fold
+ * at compile time instead of being decided per value. */
+struct shared {
+    const char *frame_s, *time_s;
+    size_t frame_n, time_n;
+};
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+static ALWAYS_INLINE char *lead(char *p, enum fmt f, size_t c)
 {
-    size_t n = strlen(nm);
-    if (n >= sizeof name_cache[0].raw) { /* not a comm name: as it comes */
-        row_text(r, "name", nm);
-        return;
+    if (f == F_JSONL) {
+        memcpy(p, json_lead[c].s, sizeof json_lead[c].s);
+        return p + json_lead[c].n;
     }
+    if (c)
+        *p++ = f == F_TSV ? '\t' : ',';
+    return p;
+}
+
+static ALWAYS_INLINE char *name_field(char *p, enum fmt f, uint32_t tid, const char *nm, size_t n)
+{
+    if (n >= sizeof name_cache[0].raw) /* not a comm name: as it comes (rows reserve room) */
+        return f == F_JSONL ? text_json(p, nm, n) : f == F_TSV ? text_tsv(p, nm, n) : text_csv(p, nm, n);
     __typeof__(name_cache[0]) *c = &name_cache[tid & 255];
     if (c->tid != tid || c->rawlen != n || memcmp(c->raw, nm, n) != 0) {
         c->tid = tid;
         c->rawlen = (unsigned char)n;
         memcpy(c->raw, nm, n);
-        char *e = r->f == F_JSONL ? text_json(c->esc, nm, n) : r->f == F_TSV ? text_tsv(c->esc, nm, n)
-                                                                              : text_csv(c->esc, nm, n);
+        char *e = f == F_JSONL ? text_json(c->esc, nm, n) : f == F_TSV ? text_tsv(c->esc, nm, n)
+                                                                      : text_csv(c->esc, nm, n);
         c->esclen = (unsigned short)(e - c->esc);
     }
-    row_raw(r, "name", c->esc, c->esclen);
+    memcpy(p, c->esc, c->esclen);
+    return p + c->esclen;
+}
+
+static ALWAYS_INLINE void thread_rows(enum fmt f, const felix_delta *d, size_t n, const struct shared *sh,
+                                      const felix_source *src)
+{
+    for (size_t i = 0; i < n; i++) {
+        const felix_thread_delta *td = felix_delta_thread(d, i);
+        const char *nm = felix_source_thread_name(src, td->tid);
+        nm = nm ? nm : "";
+        size_t nl = strnlen(nm, 256); /* names are at most 31 bytes: never more than the row's room */
+        char *p = oreserve(1024 + TEXT_MAX(nl));
+        if (f == F_JSONL)
+            *p++ = '{';
+        p = lead(p, f, 0);
+        memcpy(p, sh->frame_s, sh->frame_n), p += sh->frame_n;
+        p = lead(p, f, 1);
+        memcpy(p, sh->time_s, sh->time_n), p += sh->time_n;
+        p = lead(p, f, 2);
+        p = tool_fmt_u64(p, td->tid);
+        p = lead(p, f, 3);
+        p = name_field(p, f, td->tid, nm, nl);
+        p = lead(p, f, 4);
+        p = tool_fmt_fixed(p, td->load_pct, 3);
+        for (int k = 0; k < 4; k++) {
+            p = lead(p, f, 5 + (size_t)k);
+            p = tool_fmt_fixed(p, td->value[summary_time_counters[k]], 9);
+        }
+        for (int k = 0; k < 5; k++) {
+            p = lead(p, f, 9 + (size_t)k);
+            p = tool_fmt_u64(p, td->d[summary_count_counters[k]]);
+        }
+        p = lead(p, f, 14);
+        if (td->cpu_s >= 0) /* the delta's: CPU time measured at both ends */
+            p = tool_fmt_fixed(p, td->cpu_s, 6);
+        else if (f == F_JSONL)
+            memcpy(p, "null", 4), p += 4;
+        p = lead(p, f, 15);
+        *p++ = (char)('0' + ((td->state & FELIX_TD_OVER_BUDGET) != 0));
+        if (f == F_JSONL)
+            *p++ = '}';
+        *p++ = '\n';
+        olen = (size_t)(p - obuf);
+    }
+}
+
+static void thread_rows_csv(const felix_delta *d, size_t n, const struct shared *sh, const felix_source *src)
+{
+    thread_rows(F_CSV, d, n, sh, src);
+}
+
+static void thread_rows_tsv(const felix_delta *d, size_t n, const struct shared *sh, const felix_source *src)
+{
+    thread_rows(F_TSV, d, n, sh, src);
+}
+
+static void thread_rows_jsonl(const felix_delta *d, size_t n, const struct shared *sh, const felix_source *src)
+{
+    thread_rows(F_JSONL, d, n, sh, src);
 }
 
 static void row_end(struct row *r)
@@ -697,29 +753,15 @@ int main(int argc, char **argv)
             } else {
                 /* What every row of the sample shares, formatted once. */
                 char frame_s[24], time_s[40];
-                size_t frame_n = (size_t)(tool_fmt_u64(frame_s, (uint64_t)frame) - frame_s);
-                size_t time_n = (size_t)(tool_fmt_fixed(time_s, t, 6) - time_s);
-                for (size_t i = 0; i < fr->nthreads; i++) {
-                    const felix_thread_delta *td = felix_delta_thread(d, i);
-                    struct row w;
-                    row_begin(&w, f, thread_cols);
-                    row_raw(&w, "frame", frame_s, frame_n);
-                    row_raw(&w, "time_s", time_s, time_n);
-                    row_u64(&w, "tid", td->tid);
-                    const char *nm = felix_source_thread_name(src, td->tid);
-                    row_name(&w, td->tid, nm ? nm : "");
-                    row_fixed(&w, "load_pct", td->load_pct, 3);
-                    for (int k = 0; k < 4; k++)
-                        row_fixed(&w, thread_cols[5 + k], td->value[summary_time_counters[k]], 9);
-                    for (int k = 0; k < 5; k++)
-                        row_u64(&w, thread_cols[9 + k], td->d[summary_count_counters[k]]);
-                    if (td->cpu_s >= 0) /* the delta's: CPU time measured at both ends */
-                        row_fixed(&w, "cpu_s", td->cpu_s, 6);
-                    else
-                        row_null(&w, "cpu_s");
-                    row_u64(&w, "over_budget", (td->state & FELIX_TD_OVER_BUDGET) != 0);
-                    row_end(&w);
-                }
+                struct shared sh = {frame_s, time_s, 0, 0};
+                sh.frame_n = (size_t)(tool_fmt_u64(frame_s, (uint64_t)frame) - frame_s);
+                sh.time_n = (size_t)(tool_fmt_fixed(time_s, t, 6) - time_s);
+                if (f == F_JSONL)
+                    thread_rows_jsonl(d, fr->nthreads, &sh, src);
+                else if (f == F_TSV)
+                    thread_rows_tsv(d, fr->nthreads, &sh, src);
+                else
+                    thread_rows_csv(d, fr->nthreads, &sh, src);
             }
             if (realtime)
                 oflush();
