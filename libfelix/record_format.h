@@ -106,8 +106,33 @@ enum { FX_LINKS_NONE = 0, FX_LINKS_IN_ORDER = 1, FX_LINKS_LISTED = 2 };
 #define FX_RICE_ZERO 63u
 #define FX_RICE_MAXQ 24u
 #define FX_COL_ZEROS 0x40u
-#define FX_COL_FIRST 0x80u
+#define FX_COL_FIRST 0x80u /* linked second-difference columns: first differences; other word
+                              columns: differences from the column's previous value */
 #define FX_COL_NONE 0x100u /* no header yet in the chunk */
+/* Bit columns of a thread block with nwords words: the linked threads'
+ * second differences, the new threads' TID, offset and words, the linked
+ * threads' first deltas (a header slot each, in this order). */
+#define FX_NCOLUMNS(nwords) (3 * (size_t)(nwords) + 2)
+/* Links of mode FX_LINKS_LISTED that skip threads: 00, then the Rice code
+ * (this parameter) of the distance's zigzag less 1. */
+#define FX_LINK_RICE 1u
+/* New threads' slot offsets in free-slot mode (FX_COL_FIRST on the offset
+ * column): each is the v-th slot, counting from 0, of those that no linked
+ * thread and no earlier new thread of the sample holds; FEX gives a new
+ * thread the first free slot, so v is mostly 0. Slot i is at byte
+ * 64 + i x slot size; indexes stay below FX_SLOT_INDEXES. */
+#define FX_SLOT_INDEXES(slot) ((FX_MAX_SAMPLE_SLOTS - 64u) / (slot) + 1u)
+#define FX_SLOTMAP_WORDS(slot) ((FX_SLOT_INDEXES(slot) + 63u) / 64u)
+static inline int fx_slot_index(uint32_t off, unsigned slot, uint32_t *idx)
+{
+    if (off < 64 || (off - 64) % slot != 0 || (off - 64) / slot >= FX_SLOT_INDEXES(slot))
+        return 0;
+    *idx = (off - 64) / slot;
+    return 1;
+}
+
+/* Names blocks refer to the chunk's recent names, at most this many. */
+#define FX_RECENT_NAMES 64u
 
 
 /* Format 2's CPU times are in a unit of 10^e ns, e <= FX_CPU_MAX_EXP. */

@@ -87,6 +87,11 @@ struct felix_rec_reader {
     unsigned *colhdr, *colhdr_next; /* per word: its column's last header in the chunk */
     size_t colhdr_cap, colhdr_next_cap;
     int colhdr_valid;           /* colhdr holds the last sample's (a format-2 block was read) */
+    uint32_t new_tid, new_off;  /* the chunk's last new thread's TID and slot offset */
+    uint64_t *slotmap;          /* slots held, for free-slot offsets */
+    size_t slotmap_cap;
+    char recent[FX_RECENT_NAMES][FX_NAME_LEN], recent_next[FX_RECENT_NAMES][FX_NAME_LEN];
+    unsigned nrecent;           /* the chunk's recent thread names, most recent first */
     unsigned char *used;        /* per thread of prev: linked to */
     struct { int kind; uint32_t tid; } *evq; /* thread events the last sample's links say */
     size_t link_cap, ids_cap, kept_cap, used_cap, evq_cap, nev, evpos;
@@ -616,6 +621,9 @@ struct sample_state {
     int in_order;              /* format 2: every thread is the previous sample's, in its place */
     int64_t t_rel, dt;         /* its time (key 1, decoded) and the interval before it */
     unsigned ncolhdr;          /* format 2: words whose column headers were parsed */
+    uint32_t new_tid, new_off; /* format 2: the chunk's last new thread's TID and slot offset */
+    int names;                 /* format 2: a names block was read (recent_next holds the new list) */
+    unsigned nrecent;
 };
 
 /* A varint of format 2's thread block (unsigned LEB128, at most 10 bytes). */
@@ -733,20 +741,19 @@ __attribute__((always_inline)) static inline uint64_t rice_get(const unsigned ch
 
 /* Version 2's thread block (docs/recording-format.md, "Thread block"):
  * how threads link to prev's, the new threads' TIDs, offsets and words,
- * then a Rice-coded bit column per word of the linked threads' second
- * differences. Also lists the thread events the links say. */
+ * then per word the Rice-coded bit columns of the linked threads' second
+ * differences and first deltas. Also lists the thread events the links say. */
 static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsigned char *p, const unsigned char *end,
-                            unsigned slot, unsigned nwords, int delta, struct sample_state *st)
+                            unsigned slot, unsigned nwords, int delta, int restart, struct sample_state *st)
 {
-    uint64_t n, v, mode;
+    uint64_t n, mode;
     if (get_varint(&p, end, &n) < 0 || get_varint(&p, end, &mode) < 0 || mode > FX_LINKS_LISTED)
         return bad_item(r, "a thread block without a count");
-    /* Never more threads than the block can name: a link byte each, a bit
-     * each of new threads' TIDs (a TID cannot be 0), or the previous
-     * sample's count. */
+    /* Never more threads than the block can name: a bit each (a link, or a
+     * new thread's TID, which cannot be 0), or the previous sample's count. */
     size_t nprev = delta ? felix_snapshot_get_info(r->prev)->nthreads : 0;
     uint64_t room = (uint64_t)(end - p);
-    if (mode == FX_LINKS_LISTED ? n > room : mode == FX_LINKS_NONE ? n > room * 8 : n != nprev)
+    if (mode == FX_LINKS_IN_ORDER ? n != nprev : n > room * 8)
         return bad_item(r, "a thread count larger than the item");
     if (n * slot > FX_MAX_SAMPLE_SLOTS || n > FX_MAX_SAMPLE_THREADS)
         return bad_item(r, "more threads than a statistics segment holds");
@@ -757,28 +764,35 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
         (rc = fx_grow((void **)&r->link, &r->link_cap, n ? n : 1, sizeof *r->link)) < 0 ||
         (rc = fx_grow((void **)&r->ids, &r->ids_cap, n ? n : 1, sizeof *r->ids)) < 0 ||
         (rc = fx_grow((void **)&r->kept, &r->kept_cap, n ? n : 1, sizeof *r->kept)) < 0 ||
-        (rc = fx_grow((void **)&r->colhdr, &r->colhdr_cap, 2 * nwords + 2, sizeof *r->colhdr)) < 0 ||
-        (rc = fx_grow((void **)&r->colhdr_next, &r->colhdr_next_cap, 2 * nwords + 2, sizeof *r->colhdr_next)) < 0 ||
+        (rc = fx_grow((void **)&r->colhdr, &r->colhdr_cap, FX_NCOLUMNS(nwords), sizeof *r->colhdr)) < 0 ||
+        (rc = fx_grow((void **)&r->colhdr_next, &r->colhdr_next_cap, FX_NCOLUMNS(nwords), sizeof *r->colhdr_next)) <
+            0 ||
         (rc = fx_grow((void **)&r->used, &r->used_cap, nprev ? nprev : 1, 1)) < 0 ||
+        (rc = fx_grow((void **)&r->slotmap, &r->slotmap_cap, FX_SLOTMAP_WORDS(slot), sizeof *r->slotmap)) < 0 ||
         (rc = fx_grow((void **)&r->evq, &r->evq_cap, nprev + n + 1, sizeof *r->evq)) < 0)
         return rc;
     memset(r->used, mode == FX_LINKS_IN_ORDER, nprev);
     long *link = r->link;
     fx_deltas *dl = &r->dl;
-    uint64_t cursor = 0, nlinked = 0;
+    const unsigned char *const has = dl->has;
+    const size_t blen = (size_t)(end - p);
+    uint64_t pos = 0, cursor = 0, nlinked = 0, nfirst = 0;
+    /* Links: 1 (prev's thread after the last one linked), 01 (new), or 00
+     * and a Rice-coded distance. */
     for (uint64_t i = 0; i < n; i++) {
         if (mode != FX_LINKS_LISTED) {
             link[i] = mode == FX_LINKS_IN_ORDER ? (long)i : -1;
             continue;
         }
-        if (get_varint(&p, end, &v) < 0)
-            return bad_item(r, "a truncated thread block");
-        if (v == 0) {
-            link[i] = -1;
-            continue;
+        uint64_t j = cursor;
+        if (!get_bits(p, blen, &pos, 1)) {
+            if (get_bits(p, blen, &pos, 1)) {
+                link[i] = -1;
+                continue;
+            }
+            j = cursor + fx_unzigzag(rice_get(p, blen, &pos, FX_LINK_RICE) + 1); /* modulo 2^64: checked below */
         }
-        uint64_t j = cursor + fx_unzigzag(v - 1); /* modulo 2^64: out of range below */
-        if (j >= nprev || r->used[j])
+        if (j >= nprev || r->used[j] || pos > (uint64_t)blen * 8)
             return bad_item(r, "a thread linked to no thread, or twice");
         r->used[j] = 1;
         link[i] = (long)j;
@@ -791,17 +805,14 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
             r->ids[i].tid = t->tid;
             r->ids[i].offset = t->offset;
             nlinked++;
+            nfirst += !has[link[i]];
         }
     }
     /* Each column's header of the last sample: parsed into colhdr_next,
-     * which commit_sample makes the reader's: [0, nwords) the linked
-     * threads' words, then the new threads' TID, offset and words. In the
-     * block, the new threads' columns come first. */
+     * which commit_sample makes the reader's (the order of FX_NCOLUMNS). */
     unsigned *colhdr = r->colhdr_next;
-    for (unsigned k = 0; k < 2 * nwords + 2; k++)
+    for (size_t k = 0; k < FX_NCOLUMNS(nwords); k++)
         colhdr[k] = (mode == FX_LINKS_NONE && !delta) || !r->colhdr_valid ? FX_COL_NONE : r->colhdr[k];
-    const size_t blen = (size_t)(end - p);
-    uint64_t pos = 0;
 #define COLUMN_HEADER(slot)                                                                                           \
     unsigned hdr = get_bits(p, blen, &pos, 1) ? colhdr[slot] : (unsigned)get_bits(p, blen, &pos, 8), rp = hdr & 63; \
     if (hdr == FX_COL_NONE)                                                                                          \
@@ -815,18 +826,54 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
             z_ = rice_get(p, blen, &pos, rp) + (uint64_t)zf;                                                           \
         (d) += z_;                                                                                                     \
     } while (0)
-    /* New threads: TIDs and offsets as differences from the last new
-     * thread's, then their words, absolute. */
+    /* New threads: TIDs and offsets as differences from the chunk's last
+     * new thread's, then their words, absolute or as differences. */
+    uint32_t new_id[2] = {restart ? 0 : r->new_tid, restart ? 0 : r->new_off};
     for (unsigned c = 0; nlinked < n && c < nwords + 2; c++) {
         COLUMN_HEADER(nwords + c);
-        uint64_t last = 0;
+        const int across = (hdr & FX_COL_FIRST) != 0;
+        if (c == 0 && across)
+            return bad_item(r, "a thread id column in a mode it does not have");
+        uint64_t last = c < 2 ? new_id[c] : 0;
+        if (c == 1 && across) { /* free-slot mode: ranks among the slots no thread holds */
+            uint64_t *map = r->slotmap;
+            const uint32_t nidx = FX_SLOT_INDEXES(slot);
+            memset(map, 0, FX_SLOTMAP_WORDS(slot) * sizeof *map);
+            for (uint64_t i = 0; i < n; i++) {
+                uint32_t x;
+                if (link[i] >= 0 && fx_slot_index(r->ids[i].offset, slot, &x))
+                    map[x / 64] |= 1ull << (x % 64);
+            }
+            uint32_t lowest = 0;
+            for (uint64_t i = 0; i < n; i++) {
+                if (link[i] >= 0)
+                    continue;
+                uint64_t v = 0;
+                COLUMN_VALUE(v);
+                while (lowest < nidx && (map[lowest / 64] >> (lowest % 64) & 1))
+                    lowest++;
+                uint32_t x = lowest;
+                while (x < nidx && (v || (map[x / 64] >> (x % 64) & 1))) { /* the v-th free slot */
+                    if (x % 64 == 0 && map[x / 64] == 0 && v >= 64 && x + 64 <= nidx)
+                        v -= 64, x += 64;
+                    else
+                        v -= !(map[x / 64] >> (x % 64) & 1), x++;
+                }
+                if (x >= nidx || pos > (uint64_t)blen * 8)
+                    return bad_item(r, "a slot offset past the segment");
+                map[x / 64] |= 1ull << (x % 64);
+                r->ids[i].offset = last = 64 + x * slot;
+            }
+            new_id[1] = (uint32_t)last;
+            continue;
+        }
         for (uint64_t i = 0; i < n; i++) {
             if (link[i] >= 0)
                 continue;
             uint64_t val = 0;
             COLUMN_VALUE(val);
             if (c >= 2) {
-                dl->anext[i * nwords + c - 2] = val;
+                last = dl->anext[i * nwords + c - 2] = across ? last + fx_unzigzag(val) : val;
                 continue;
             }
             last += fx_unzigzag(val);
@@ -837,50 +884,64 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
             else
                 r->ids[i].offset = (uint32_t)last;
         }
+        if (c < 2)
+            new_id[c] = (uint32_t)last;
         if (pos > (uint64_t)blen * 8)
             return bad_item(r, "a truncated thread block");
     }
-    const unsigned char *const has = dl->has;
+    st->new_tid = new_id[0], st->new_off = new_id[1];
     const uint64_t *const D = dl->d, *const A = dl->a;
     uint64_t *const W = dl->anext, *const ND = dl->next;
     for (unsigned k = 0; nlinked && k < nwords; k++) {
-        COLUMN_HEADER(k);
-        const int second = !(hdr & FX_COL_FIRST);
-        if (mode == FX_LINKS_IN_ORDER && rp == FX_RICE_ZERO) { /* the steady state, a column of zeros */
-            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
-                uint64_t d = D[at] & (0 - (uint64_t)(has[i] & second));
-                ND[at] = d;
-                W[at] = A[at] + d;
+        if (nfirst < nlinked) { /* threads whose previous sample had a delta */
+            COLUMN_HEADER(k);
+            const int second = !(hdr & FX_COL_FIRST);
+            if (mode == FX_LINKS_IN_ORDER && !nfirst && rp == FX_RICE_ZERO) { /* the steady state */
+                for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                    uint64_t d = D[at] & (0 - (uint64_t)second);
+                    ND[at] = d;
+                    W[at] = A[at] + d;
+                }
+            } else if (mode == FX_LINKS_IN_ORDER && !nfirst && !zf) { /* thread i is prev's i; plain Rice */
+                for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                    uint64_t d = fx_unzigzag(rice_get(p, blen, &pos, rp)) + (D[at] & (0 - (uint64_t)second));
+                    ND[at] = d;
+                    W[at] = A[at] + d;
+                }
+            } else {
+                for (size_t i = 0, at = k; i < n; i++, at += nwords) {
+                    long j = link[i];
+                    if (j < 0 || !has[j])
+                        continue;
+                    size_t pj = (size_t)j * nwords + k;
+                    uint64_t d = 0;
+                    COLUMN_VALUE(d);
+                    d = fx_unzigzag(d) + (second ? D[pj] : 0);
+                    ND[at] = d;
+                    W[at] = A[pj] + d;
+                }
             }
-        } else if (mode == FX_LINKS_IN_ORDER && !zf) { /* thread i is prev's i; plain Rice codes */
-            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
-                uint64_t d = fx_unzigzag(rice_get(p, blen, &pos, rp)) + (D[at] & (0 - (uint64_t)(has[i] & second)));
-                ND[at] = d;
-                W[at] = A[at] + d;
-            }
-        } else if (mode == FX_LINKS_IN_ORDER) {
-            for (size_t i = 0, at = k; i < n; i++, at += nwords) {
-                uint64_t d = 0;
-                COLUMN_VALUE(d);
-                d = fx_unzigzag(d) + (D[at] & (0 - (uint64_t)(has[i] & second)));
-                ND[at] = d;
-                W[at] = A[at] + d;
-            }
-        } else {
+            if (pos > (uint64_t)blen * 8)
+                return bad_item(r, "a truncated thread block");
+        }
+        if (nfirst) { /* the others: their first deltas */
+            COLUMN_HEADER(2 * nwords + 2 + k);
+            const int across = (hdr & FX_COL_FIRST) != 0;
+            uint64_t last = 0;
             for (size_t i = 0, at = k; i < n; i++, at += nwords) {
                 long j = link[i];
-                if (j < 0)
+                if (j < 0 || has[j])
                     continue;
-                size_t pj = (size_t)j * nwords + k;
                 uint64_t d = 0;
                 COLUMN_VALUE(d);
-                d = fx_unzigzag(d) + (has[j] && second ? D[pj] : 0);
+                d = fx_unzigzag(d) + (across ? last : 0);
+                last = d;
                 ND[at] = d;
-                W[at] = A[pj] + d;
+                W[at] = A[(size_t)j * nwords + k] + d;
             }
+            if (pos > (uint64_t)blen * 8)
+                return bad_item(r, "a truncated thread block");
         }
-        if (pos > (uint64_t)blen * 8)
-            return bad_item(r, "a truncated thread block");
     }
 #undef COLUMN_HEADER
 #undef COLUMN_VALUE
@@ -989,7 +1050,7 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     st->nev = 0;
     st->in_order = 0;
     if (block) {
-        rc = parse_threads_v2(r, s, th.s, th.s + th.v, (unsigned)slot, nwords, delta, st);
+        rc = parse_threads_v2(r, s, th.s, th.s + th.v, (unsigned)slot, nwords, delta, key || !r->colhdr_valid, st);
     } else if ((rc = fx_grow_deltas(&r->dl, (size_t)nthr, nwords)) == 0 &&
                (rc = fx_grow((void **)&r->link, &r->link_cap, nthr ? nthr : 1, sizeof *r->link)) == 0) {
         rc = parse_threads_v1(r, s, &threads, nthr, nwords, delta);
@@ -1029,25 +1090,58 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
     if (at[FX_S_NAMES] && names.major == M_BYTES) { /* format 2's names block */
         const unsigned char *p = names.s, *end = names.s + names.v;
         const char *prev = "";
-        uint64_t idx = 0, skip, shared, len;
+        uint64_t idx = 0, skip, code, shared, len;
+        /* The chunk's recent names, changed in a copy that commit_sample keeps. */
+        unsigned nrecent = key ? 0 : r->nrecent;
+        memcpy(r->recent_next, r->recent, (size_t)nrecent * FX_NAME_LEN);
+        size_t x = 0, target; /* first a code per new thread, then entries of linked ones */
         while (p < end) {
-            if (get_varint(&p, end, &skip) < 0 || get_varint(&p, end, &shared) < 0 || get_varint(&p, end, &len) < 0 ||
-                skip >= n - idx || shared > strlen(prev) || len > (uint64_t)(end - p))
-                return bad_item(r, "a bad thread-name block");
-            idx += skip;
-            char *name = r->ex.next[idx].name;
-            size_t keep = shared < FX_NAME_LEN - 1 ? (size_t)shared : FX_NAME_LEN - 1;
-            size_t add = len < FX_NAME_LEN - 1 - keep ? (size_t)len : FX_NAME_LEN - 1 - keep;
-            memmove(name, prev, keep);
-            memcpy(name + keep, p, add);
-            name[keep + add] = '\0';
-            for (size_t k = keep; k < keep + add; k++) /* no control bytes reach callers */
-                if ((unsigned char)name[k] < 0x20)
-                    name[k] = '?';
-            p += len;
+            while (x < n && r->link[x] >= 0)
+                x++;
+            int entry = x >= n;
+            if (!entry) { /* the next new thread's code */
+                target = x++;
+                if (get_varint(&p, end, &code) < 0 || code > (uint64_t)nrecent + 1)
+                    return bad_item(r, "a bad thread-name block");
+                if (code == 0)
+                    continue;
+            } else {
+                if (get_varint(&p, end, &skip) < 0 || get_varint(&p, end, &code) < 0 || skip >= n - idx ||
+                    code == 0 || code > (uint64_t)nrecent + 1)
+                    return bad_item(r, "a bad thread-name block");
+                target = (size_t)(idx += skip);
+                idx++;
+            }
+            char *name = r->ex.next[target].name;
+            unsigned place = nrecent;
+            if (code >= 2) { /* one of the recent names */
+                place = (unsigned)code - 2;
+                memcpy(name, r->recent_next[place], FX_NAME_LEN);
+            } else {
+                if (get_varint(&p, end, &shared) < 0 || get_varint(&p, end, &len) < 0 || shared > strlen(prev) ||
+                    len > (uint64_t)(end - p))
+                    return bad_item(r, "a bad thread-name block");
+                size_t keep = shared < FX_NAME_LEN - 1 ? (size_t)shared : FX_NAME_LEN - 1;
+                size_t add = len < FX_NAME_LEN - 1 - keep ? (size_t)len : FX_NAME_LEN - 1 - keep;
+                memmove(name, prev, keep);
+                memcpy(name + keep, p, add);
+                name[keep + add] = '\0';
+                for (size_t k = keep; k < keep + add; k++) /* no control bytes reach callers */
+                    if ((unsigned char)name[k] < 0x20)
+                        name[k] = '?';
+                p += len;
+            }
+            /* To the front of the list (a new name: the last falls off a full one). */
+            if (place == nrecent && nrecent < FX_RECENT_NAMES)
+                nrecent++;
+            if (place >= nrecent)
+                place = nrecent - 1;
+            memmove(r->recent_next[1], r->recent_next[0], (size_t)place * FX_NAME_LEN);
+            memcpy(r->recent_next[0], name, FX_NAME_LEN);
             prev = name;
-            idx++;
         }
+        st->names = 1;
+        st->nrecent = nrecent;
     } else if (at[FX_S_NAMES] && get_arr(KEY(FX_S_NAMES), &ne) == 0) { /* names: [tid, name] */
         for (uint64_t e = 0; e < ne && !c.bad; e++) {
             uint64_t len, tid;
@@ -1169,13 +1263,20 @@ static void commit_sample(felix_rec_reader *r, const struct sample_state *st)
     r->last_t = st->t_rel;
     r->last_dt = st->dt;
     r->colhdr_valid = st->ncolhdr != 0; /* the last sample left column headers (a thread block) */
-    if (st->ncolhdr) { /* format 2: the columns' headers go on */
+    if (st->ncolhdr) { /* format 2: the columns' headers and the last new thread go on */
+        r->new_tid = st->new_tid, r->new_off = st->new_off;
         unsigned *t = r->colhdr;
         r->colhdr = r->colhdr_next, r->colhdr_next = t;
         size_t c = r->colhdr_cap;
         r->colhdr_cap = r->colhdr_next_cap, r->colhdr_next_cap = c;
     }
     r->have_dt = !st->key;
+    if (st->names) { /* format 2: the recent names go on */
+        memcpy(r->recent, r->recent_next, (size_t)st->nrecent * FX_NAME_LEN);
+        r->nrecent = st->nrecent;
+    } else if (st->key) {
+        r->nrecent = 0;
+    }
 }
 
 static int parse_event(felix_rec_reader *r, const unsigned char *item, size_t used, felix_rec_event *ev)
@@ -1303,6 +1404,7 @@ void felix_rec_reader_close(felix_rec_reader *r)
     fx_free(r->kept);
     fx_free(r->colhdr);
     fx_free(r->colhdr_next);
+    fx_free(r->slotmap);
     fx_free(r->used);
     fx_free(r->evq);
     fx_deltas_free(&r->dl);

@@ -184,9 +184,14 @@ struct felix_rec_writer {
     long *pidx;                 /* per thread: its TID's index in prev, or -1 (prepare_extras) */
     uint64_t *cpu;              /* per thread: the CPU time to write (enc_cpu) */
     uint64_t *zbuf;             /* per thread: a column's values (enc_threads) */
-    unsigned *colhdr;           /* per column (linked threads' words, then new threads' TID, offset
-                                   and words): its last header (FX_COL_NONE: none in the chunk) */
-    size_t link_cap, pidx_cap, cpu_cap, zbuf_cap, colhdr_cap;
+    unsigned *colhdr;           /* per column (linked threads' words, new threads' TID, offset and
+                                   words, then linked threads' first deltas): its last header
+                                   (FX_COL_NONE: none in the chunk) */
+    uint32_t new_tid, new_off;  /* the chunk's last new thread's TID and slot offset (0: none yet) */
+    char recent[FX_RECENT_NAMES][FX_NAME_LEN]; /* the chunk's recent thread names, most recent first */
+    unsigned nrecent;
+    uint64_t *slotmap;          /* slots held, for free-slot offsets (enc_threads) */
+    size_t link_cap, pidx_cap, cpu_cap, zbuf_cap, colhdr_cap, slotmap_cap;
     uint64_t samples;
     int64_t last_t, last_dt;    /* the last sample's time and the interval before it */
     int have_dt;                /* last_dt is within the chunk */
@@ -669,18 +674,20 @@ static void put_column(struct bits *bw, const uint64_t *z2, const uint64_t *z1, 
 }
 
 /* The thread block of format 2 (docs/recording-format.md, "Thread block"):
- * how threads link to the previous sample's, the new threads' TIDs, slot
- * offsets and words, then one Rice-coded bit column per word of the
- * linked threads' second differences. link[i] is thread i's index in prev,
- * or -1 for a thread coded new. */
+ * how threads link to the previous sample's (a few bits each), the new
+ * threads' TIDs, slot offsets and words, then per word the bit columns of
+ * the linked threads: their second differences (threads whose previous
+ * sample had a delta), then the first deltas of the others. link[i] is
+ * thread i's index in prev, or -1 for a thread coded new. */
 static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *snap, const long *link, size_t nwords,
                         size_t nprev)
 {
     fx_deltas *dl = &w->dl;
-    size_t n = felix_snapshot_get_info(snap)->nthreads, nlinked = 0;
+    size_t n = felix_snapshot_get_info(snap)->nthreads, nlinked = 0, nfirst = 0;
     int in_order = n == nprev;
     for (size_t i = 0; i < n; i++) {
         nlinked += link[i] >= 0;
+        nfirst += link[i] >= 0 && !dl->has[link[i]];
         in_order &= link[i] == (long)i;
     }
     size_t at = b->len;
@@ -688,35 +695,101 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
     put_varint(b, n);
     unsigned mode = nlinked == 0 ? FX_LINKS_NONE : in_order ? FX_LINKS_IN_ORDER : FX_LINKS_LISTED;
     put_varint(b, mode);
+    struct bits bw = {b, 0, 0};
+    /* Links: 1 (the thread after the last one linked), 01 (new), or 00 and
+     * the Rice code of another distance. */
     long cursor = 0;
     for (size_t i = 0; mode == FX_LINKS_LISTED && i < n; i++) {
         if (link[i] < 0) {
-            put_varint(b, 0);
-        } else {
-            put_varint(b, fx_zigzag((uint64_t)(link[i] - cursor)) + 1);
-            cursor = link[i] + 1;
+            bits_put(&bw, 2, 2);
+            continue;
         }
+        if (link[i] == cursor) {
+            bits_put(&bw, 1, 1);
+        } else {
+            bits_put(&bw, 0, 2);
+            rice_put(&bw, fx_zigzag((uint64_t)(link[i] - cursor)) - 1, FX_LINK_RICE);
+        }
+        cursor = link[i] + 1;
     }
-    struct bits bw = {b, 0, 0};
     uint64_t *z1 = w->zbuf, *z2 = w->zbuf + n;
     /* New threads: columns of TID and slot-offset differences from the last
-     * new thread's, then of each absolute word. */
+     * new thread's (in this sample or an earlier one of the chunk), then of
+     * each word, absolute or as its difference from the last new thread's. */
     size_t nnew = n - nlinked;
     unsigned *hdr_new = w->colhdr + nwords;
+    /* Offsets can also be ranks among the free slots (FX_SLOT_INDEXES). */
+    const unsigned slot = felix_snapshot_get_info(snap)->slot_size;
+    int ranks = nnew > 0;
+    if (ranks) {
+        memset(w->slotmap, 0, FX_SLOTMAP_WORDS(slot) * sizeof *w->slotmap);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t x;
+            if (link[i] >= 0 && fx_slot_index(felix_snapshot_thread(snap, i)->offset, slot, &x))
+                w->slotmap[x / 64] |= 1ull << (x % 64);
+        }
+    }
     for (size_t c = 0; nnew && c < nwords + 2; c++) {
         size_t m = 0;
-        uint64_t last = 0;
+        uint64_t last = c == 0 ? w->new_tid : c == 1 ? w->new_off : 0;
+        uint32_t lowest = 0; /* no free slot below it */
+        for (size_t i = 0; c == 1 && ranks && i < n; i++) {
+            uint32_t x;
+            if (link[i] >= 0)
+                continue;
+            if (!fx_slot_index(felix_snapshot_thread(snap, i)->offset, slot, &x) ||
+                (w->slotmap[x / 64] >> (x % 64) & 1)) {
+                ranks = 0; /* off the slot grid, or a slot held twice: not as a rank */
+                break;
+            }
+            while (w->slotmap[lowest / 64] >> (lowest % 64) & 1)
+                lowest++;
+            uint64_t v = 0; /* free slots in [lowest, x) */
+            for (uint32_t y = lowest; y < x;) {
+                if (y % 64 == 0 && y + 64 <= x) {
+                    v += 64 - (unsigned)__builtin_popcountll(w->slotmap[y / 64]);
+                    y += 64;
+                } else {
+                    v += !(w->slotmap[y / 64] >> (y % 64) & 1);
+                    y++;
+                }
+            }
+            w->slotmap[x / 64] |= 1ull << (x % 64);
+            z1[m++] = v;
+        }
+        if (c == 1 && ranks) { /* z1 holds the ranks; the differences go to z2 */
+            m = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (link[i] >= 0)
+                    continue;
+                uint64_t v = felix_snapshot_thread(snap, i)->offset;
+                z2[m++] = fx_zigzag(v - last);
+                last = v;
+            }
+            put_column(&bw, z2, z1, m, &hdr_new[c]);
+            w->new_off = (uint32_t)last;
+            continue;
+        }
+        m = 0;
         for (size_t i = 0; i < n; i++) {
             if (link[i] >= 0)
                 continue;
             const felix_thread *t = felix_snapshot_thread(snap, i);
             uint64_t v = c == 0 ? t->tid : c == 1 ? t->offset : dl->anext[i * nwords + c - 2];
-            z2[m++] = c < 2 ? fx_zigzag(v - last) : v;
+            uint64_t z = fx_zigzag(v - last);
+            z1[m] = z;
+            z2[m++] = c < 2 ? z : v;
             last = v;
         }
-        put_column(&bw, z2, NULL, m, &hdr_new[c]);
+        put_column(&bw, z2, c < 2 ? NULL : z1, m, &hdr_new[c]);
+        if (c < 2)
+            *(c == 0 ? &w->new_tid : &w->new_off) = (uint32_t)last;
     }
-    /* Linked threads: a column per word of their differences. */
+    /* Linked threads, per word: a column of the threads whose previous
+     * sample had a delta (second differences, or first ones), then one of
+     * the others' deltas (as they are, or as differences from the last
+     * such thread's: threads often run at one rate). */
+    unsigned *hdr_first = w->colhdr + 2 * nwords + 2;
     for (size_t k = 0; nlinked && k < nwords; k++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -725,10 +798,26 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
                 continue;
             uint64_t d = dl->anext[i * nwords + k] - dl->a[(size_t)j * nwords + k];
             dl->next[i * nwords + k] = d;
+            if (!dl->has[j])
+                continue;
             z1[m] = fx_zigzag(d);
-            z2[m++] = fx_zigzag(dl->has[j] ? d - dl->d[(size_t)j * nwords + k] : d);
+            z2[m++] = fx_zigzag(d - dl->d[(size_t)j * nwords + k]);
         }
-        put_column(&bw, z2, z1, m, &w->colhdr[k]);
+        if (m)
+            put_column(&bw, z2, z1, m, &w->colhdr[k]);
+        m = 0;
+        uint64_t last = 0;
+        for (size_t i = 0; nfirst && i < n; i++) {
+            long j = link[i];
+            if (j < 0 || dl->has[j])
+                continue;
+            uint64_t d = dl->next[i * nwords + k];
+            z2[m] = fx_zigzag(d);
+            z1[m++] = fx_zigzag(d - last);
+            last = d;
+        }
+        if (m)
+            put_column(&bw, z2, z1, m, &hdr_first[k]);
     }
     if (bw.n)
         bits_put(&bw, 0, 8 - bw.n);
@@ -737,28 +826,66 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
     enc_bstr_at(b, at);
 }
 
-/* Names of format 2 (key 4): a byte string of entries in thread order:
- * the thread's index (its difference from the last entry's index less 1),
- * the bytes it shares with the last entry's name, then the length and the
- * bytes of the rest ("sim-worker-12" after "sim-worker-11" is 3 bytes). */
-static void enc_names(felix_rec_writer *w, fx_buf *b, size_t n, const unsigned char *changed)
+/* Names of format 2 (key 4), a byte string: for each new thread of the
+ * sample in order a code (0: no name given; 1: a name follows; k >= 2: the
+ * chunk's recent name k - 2, most recent first), then entries for the
+ * linked threads whose name changed: the thread's index (its difference
+ * from the last entry's index less 1) and a code (1 or k >= 2). A name that
+ * follows is the bytes it shares with the last name given, then the length
+ * and the bytes of the rest ("sim-worker-12" after "sim-worker-11" is 3
+ * bytes). Every name given moves to the front of the recent list
+ * (FX_RECENT_NAMES long). */
+static void recent_to_front(char (*recent)[FX_NAME_LEN], unsigned *n, unsigned at, const char *name)
 {
-    size_t at = b->len, last = 0;
-    const char *prev = "";
-    b->len += 5;
-    for (size_t i = 0; i < n; i++) {
-        if (!(changed[i] & 1))
-            continue;
-        const char *name = w->ex.next[i].name;
+    if (at == *n && *n < FX_RECENT_NAMES)
+        (*n)++;
+    if (at >= *n)
+        at = *n - 1; /* a new name: the last falls off a full list */
+    memmove(recent[1], recent[0], (size_t)at * FX_NAME_LEN);
+    snprintf(recent[0], FX_NAME_LEN, "%s", name);
+}
+
+/* One name of the names block: its code, and the name when it is new. */
+static void enc_name(felix_rec_writer *w, fx_buf *b, const char *name, const char **prev)
+{
+    unsigned r = 0;
+    while (r < w->nrecent && strcmp(w->recent[r], name) != 0)
+        r++;
+    if (r < w->nrecent) {
+        put_varint(b, r + 2);
+    } else {
         size_t shared = 0, len = strlen(name);
-        while (prev[shared] && prev[shared] == name[shared])
+        while ((*prev)[shared] && (*prev)[shared] == name[shared])
             shared++;
-        put_varint(b, i - last);
+        put_varint(b, 1);
         put_varint(b, shared);
         put_varint(b, len - shared);
         memcpy(b->p + b->len, name + shared, len - shared);
         b->len += len - shared;
-        last = i + 1, prev = name;
+    }
+    recent_to_front(w->recent, &w->nrecent, r, name);
+    *prev = name;
+}
+
+static void enc_names(felix_rec_writer *w, fx_buf *b, size_t n, const unsigned char *changed, const long *link)
+{
+    size_t at = b->len, last = 0;
+    const char *prev = "";
+    b->len += 5;
+    for (size_t i = 0; i < n; i++) { /* new threads: a code each */
+        if (link[i] >= 0)
+            continue;
+        if (changed[i] & 1)
+            enc_name(w, b, w->ex.next[i].name, &prev);
+        else
+            put_varint(b, 0);
+    }
+    for (size_t i = 0; i < n; i++) { /* linked threads: an entry each that changed */
+        if (link[i] < 0 || !(changed[i] & 1))
+            continue;
+        put_varint(b, i - last);
+        enc_name(w, b, w->ex.next[i].name, &prev);
+        last = i + 1;
     }
     enc_bstr_at(b, at);
 }
@@ -836,7 +963,9 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         (rc = fx_grow((void **)&w->pidx, &w->pidx_cap, n ? n : 1, sizeof *w->pidx)) < 0 ||
         (rc = fx_grow((void **)&w->cpu, &w->cpu_cap, n ? n : 1, sizeof *w->cpu)) < 0 ||
         (rc = fx_grow((void **)&w->zbuf, &w->zbuf_cap, n ? 2 * n : 1, sizeof *w->zbuf)) < 0 ||
-        (rc = fx_grow((void **)&w->colhdr, &w->colhdr_cap, 2 * nwords + 2, sizeof *w->colhdr)) < 0 ||
+        (rc = fx_grow((void **)&w->slotmap, &w->slotmap_cap, FX_SLOTMAP_WORDS(si->slot_size),
+                      sizeof *w->slotmap)) < 0 ||
+        (rc = fx_grow((void **)&w->colhdr, &w->colhdr_cap, FX_NCOLUMNS(nwords), sizeof *w->colhdr)) < 0 ||
         (rc = fx_grow((void **)&w->changed, &w->changed_cap, n ? n : 1, 1)) < 0 ||
         (rc = prepare_extras(w, snap, info, ninfo, &nnames, &ncpu, w->changed)) < 0)
         return rc;
@@ -869,9 +998,12 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
         w->in_chunk = 0;
     }
     int key = !w->in_chunk;
-    if (key) /* columns start over with each chunk */
-        for (size_t k = 0; k < 2 * nwords + 2; k++)
+    if (key) { /* columns start over with each chunk */
+        for (size_t k = 0; k < FX_NCOLUMNS(nwords); k++)
             w->colhdr[k] = FX_COL_NONE;
+        w->new_tid = w->new_off = 0;
+        w->nrecent = 0;
+    }
     /* Which threads are the previous sample's (same TID, not restarted:
      * the live delta's rule), and every thread's words. */
     for (size_t i = 0; i < n; i++) {
@@ -946,7 +1078,7 @@ int felix_rec_write_sample(felix_rec_writer *w, const felix_snapshot *snap,
     enc_threads(w, b, snap, w->link, nwords, nprev);
     if (nnames) {
         enc_uint(b, FX_S_NAMES);
-        enc_names(w, b, n, changed);
+        enc_names(w, b, n, changed, w->link);
     }
     if (ncpu) {
         enc_uint(b, FX_S_CPU);
@@ -1104,6 +1236,7 @@ int felix_rec_writer_close(felix_rec_writer *w, const char *reason)
     fx_free(w->cpu);
     fx_free(w->zbuf);
     fx_free(w->colhdr);
+    fx_free(w->slotmap);
     fx_free(w->changed);
     fx_deltas_free(&w->dl);
     fx_free(w);

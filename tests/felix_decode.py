@@ -97,8 +97,10 @@ def main():
         slot = it[11][0] if 11 in it else slot0
         nw = slot // 8 - 1
         delta = not key and prev is not None and prev_slot == slot
-        if key:  # each column's last header in the chunk: linked words, new TID/offset/words
-            colhdr = [None] * (2 * nw + 2)
+        if key:  # each column's last header in the chunk: linked words, new TID/offset/words, first deltas
+            colhdr = [None] * (3 * nw + 2)
+            new_id = [0, 0]  # the chunk's last new thread's TID and offset
+            recent = []  # the chunk's recent names
         cur = []
         if key or not delta:
             prev_cpu = {} if key else prev_cpu
@@ -116,27 +118,7 @@ def main():
             b = it[3]
             n, i = varint(b, 0)
             mode, i = varint(b, i)
-            links, cursor = [], 0
-            for q in range(n):
-                if mode != 2:
-                    links.append(q if mode == 1 else None)
-                    continue
-                c, i = varint(b, i)
-                if c == 0:
-                    links.append(None)
-                else:
-                    j = cursor + unzigzag(c - 1)
-                    assert delta and 0 <= j < len(prev)
-                    links.append(j)
-                    cursor = j + 1
-            ids = [prev[j][:2] if j is not None else None for j in links]
-            cols = [[0] * nw for _ in range(n)]
-            # Bit columns, LSB first: per word a 1 bit (the column's last
-            # header in the chunk again) or a 0 bit and an 8-bit header (a 6-bit Rice
-            # parameter p, 63: all zero; 0x40: zero flags; 0x80: first
-            # differences), then per linked thread [a zero flag] q zero bits,
-            # a one and p bits; 24 zero bits escape to a 6-bit length - 1 and
-            # the bits.
+            # Bit columns, LSB first, after the two varints.
             bits = int.from_bytes(b[i:], "little")
             pos = 0
 
@@ -146,9 +128,38 @@ def main():
                 pos += nb
                 return v
 
+            def rice(p):  # q zero bits, a one, p bits; 24 zero bits escape to a 6-bit length - 1 and the bits
+                qq = 0
+                while qq < 24 and take(1) == 0:
+                    qq += 1
+                return take(take(6) + 1) if qq == 24 else qq << p | take(p)
+
+            # Links (mode 2): 1 = the previous sample's thread after the last
+            # one linked, 01 = new, 00 + Rice(p=1) = that distance's zigzag less 1.
+            links, cursor, linked = [], 0, set()
+            for q in range(n):
+                if mode != 2:
+                    links.append(q if mode == 1 else None)
+                    continue
+                if take(1):
+                    j = cursor
+                elif take(1):
+                    links.append(None)
+                    continue
+                else:
+                    j = cursor + unzigzag(rice(1) + 1)
+                assert delta and 0 <= j < len(prev) and j not in linked
+                links.append(j)
+                linked.add(j)
+                cursor = j + 1
+            ids = [prev[j][:2] if j is not None else None for j in links]
+            cols = [[0] * nw for _ in range(n)]
             deltas = [[0] * nw if j is not None else None for j in links]
 
             def column(slot):
+                # A 1 bit (the column's last header in the chunk again) or a 0
+                # bit and an 8-bit header: a 6-bit Rice parameter p (63: all
+                # zero), 0x40: zero flags, 0x80: the column's other mode.
                 h = colhdr[slot] if take(1) else take(8)
                 assert h is not None, "a column header repeated before any"
                 colhdr[slot] = h
@@ -157,37 +168,67 @@ def main():
             def value(p, zeros):
                 if p == 63 or (zeros and take(1)):
                     return 0
-                qq = 0
-                while qq < 24 and take(1) == 0:
-                    qq += 1
-                z = take(take(6) + 1) if qq == 24 else qq << p | take(p)
-                return z + (1 if zeros else 0)
+                return rice(p) + (1 if zeros else 0)
 
-            # New threads first: TID and offset differences from the last new
-            # thread's, then each word absolute.
+            # New threads first: TID and offset differences from the chunk's
+            # last new thread's, then each word absolute (0x80: as the
+            # difference from the previous new thread's).
             new = [q for q in range(n) if links[q] is None]
             for c in range(nw + 2 if new else 0):
-                p, zeros, _ = column(nw + c)
-                last = 0
+                p, zeros, other = column(nw + c)
+                assert not (c == 0 and other)
+                last = new_id[c] if c < 2 else 0
+                if c == 1 and other:
+                    # Free-slot mode: each offset is the v-th slot (from 0) that
+                    # no linked thread and no earlier new thread holds; slot x
+                    # is at 64 + x * slot size.
+                    held = {(ids[q][1] - 64) // slot for q in range(n) if links[q] is not None and
+                            ids[q][1] >= 64 and (ids[q][1] - 64) % slot == 0}
+                    lowest = 0  # no free slot below it
+                    for q in new:
+                        while lowest in held:
+                            lowest += 1
+                        v, x = value(p, zeros), lowest
+                        while x in held or v:
+                            v -= x not in held
+                            x += 1
+                        assert x <= (4194304 - 64) // slot
+                        held.add(x)
+                        last = 64 + x * slot
+                        ids[q] = (ids[q][0], last)
+                    new_id[1] = last
+                    continue
                 for q in new:
                     v = value(p, zeros)
                     if c >= 2:
-                        cols[q][c - 2] = v
+                        last = cols[q][c - 2] = ((last + unzigzag(v)) if other else v) & M64
                         continue
                     last += unzigzag(v)
                     ids[q] = (last, 0) if c == 0 else (ids[q][0], last)
-            # Then the linked threads, a column per word.
+                if c < 2:
+                    new_id[c] = last
+            # Then per word the linked threads: those whose previous sample
+            # had a delta (the delta's difference from it; 0x80: the delta),
+            # then the others (the delta; 0x80: its difference from the
+            # previous such thread's).
+            had = [q for q in range(n) if links[q] is not None and prev[links[q]][3] is not None]
+            first = [q for q in range(n) if links[q] is not None and prev[links[q]][3] is None]
             for k in range(nw if len(new) < n else 0):
-                p, zeros, first = column(k)
-                for q in range(n):
-                    j = links[q]
-                    if j is None:
+                for group, cslot in ((had, k), (first, 2 * nw + 2 + k)):
+                    if not group:
                         continue
-                    z = value(p, zeros)
-                    pr = prev[j]
-                    d = (unzigzag(z) + (pr[3][k] if pr[3] and not first else 0)) & M64
-                    deltas[q][k] = d
-                    cols[q][k] = (pr[2][k] + d) & M64
+                    p, zeros, other = column(cslot)
+                    last = 0
+                    for q in group:
+                        pr = prev[links[q]]
+                        z = unzigzag(value(p, zeros))
+                        if group is had:
+                            d = (z + (0 if other else pr[3][k])) & M64
+                        else:
+                            d = (z + (last if other else 0)) & M64
+                            last = d
+                        deltas[q][k] = d
+                        cols[q][k] = (pr[2][k] + d) & M64
             assert pos <= 8 * (len(b) - i), "bit columns past the block"
             cur = [(ids[q][0], ids[q][1], cols[q], deltas[q]) for q in range(n)]
             if delta:
@@ -229,16 +270,37 @@ def main():
                 if tid in tids:
                     names[tid] = nm.encode() if isinstance(nm, str) else nm
         elif 4 in it:
+            # First a code per new thread of the sample (0: none, 1: a name
+            # follows, k >= 2: the chunk's recent name k - 2, most recent
+            # first), then entries of linked threads: the index step and a
+            # code (1 or k >= 2). A name that follows is the bytes shared with
+            # the last name given, the suffix length and the suffix. Every
+            # name given goes to the front of the recent list (64 at most).
             b, i, idx, last = it[4], 0, 0, b""
+            new_q = [q for q in range(len(cur)) if cur[q][3] is None] if version >= 2 else []
             while i < len(b):
-                skip, i = varint(b, i)
-                shared, i = varint(b, i)
-                ln, i = varint(b, i)
-                idx += skip
-                last = last[:shared] + b[i:i + ln]
-                i += ln
-                names[cur[idx][0]] = last
-                idx += 1
+                if new_q:
+                    target = new_q.pop(0)
+                    code, i = varint(b, i)
+                    if code == 0:
+                        continue
+                else:
+                    skip, i = varint(b, i)
+                    code, i = varint(b, i)
+                    idx += skip
+                    target = idx
+                    idx += 1
+                if code >= 2:
+                    last = recent.pop(code - 2)
+                else:
+                    shared, i = varint(b, i)
+                    ln, i = varint(b, i)
+                    last = last[:shared] + b[i:i + ln]
+                    i += ln
+                    if len(recent) == 64:
+                        recent.pop()
+                recent.insert(0, last)
+                names[cur[target][0]] = last
         clean = {t: bytes(c if c >= 0x20 else 0x3F for c in nm[:31]) for t, nm in names.items()}
         out.append("S %d %d %s" % (t, it.get(10, 1), " ".join(
             "%d:%d:%s%s%s" % (c[0], c[1], ",".join(map(str, c[2])), ":%d" % cpu[c[0]] if c[0] in cpu else "",

@@ -244,8 +244,11 @@ int main(int argc, char **argv)
         block(32768, 0);
         for (samples = 1; samples < 20; samples++) {
             sample_start(1, 1000, 0); /* the interval, then its change: 0 */
-            for (int c = 0; c < 9; c++) /* every word's residual 0 */
-                samples == 1 ? (bit_put(0, 1), bit_put(63, 8)) : bit_put(1, 1);
+            /* Every word's delta 0: in sample 1 the first deltas' columns,
+             * from sample 2 on the second differences' (each column's
+             * header once, then a bit saying it again). */
+            for (int c = 0; c < 9; c++)
+                samples <= 2 ? (bit_put(0, 1), bit_put(63, 8)) : bit_put(1, 1);
             block(32768, 1);
         }
         end_item(samples * 1000, samples);
