@@ -130,9 +130,27 @@ static inline int fx_slot_index(uint32_t off, unsigned slot, uint32_t *idx)
     *idx = (off - 64) / slot;
     return 1;
 }
+/* The slot map: a bit per slot index, set when a thread holds the slot. */
+static inline int fx_slot_held(const uint64_t *map, uint32_t x) { return (int)(map[x / 64] >> (x % 64) & 1); }
+static inline void fx_slot_hold(uint64_t *map, uint32_t x) { map[x / 64] |= 1ull << (x % 64); }
 
 /* Names blocks refer to the chunk's recent names, at most this many. */
 #define FX_RECENT_NAMES 64u
+/* A name given in a names block goes to the front of the chunk's recent
+ * names: from place at when it was one of them, else (at == *n) as a new
+ * one, the last falling off a full list. Writer and reader keep the list
+ * by this one function. name is not in the list. */
+static inline void fx_recent_to_front(char (*recent)[FX_NAME_LEN], unsigned *n, unsigned at, const char *name)
+{
+    if (at == *n && *n < FX_RECENT_NAMES)
+        (*n)++;
+    if (at >= *n)
+        at = *n - 1;
+    memmove(recent[1], recent[0], (size_t)at * FX_NAME_LEN);
+    size_t len = strnlen(name, FX_NAME_LEN - 1);
+    memcpy(recent[0], name, len);
+    recent[0][len] = '\0';
+}
 
 
 /* Format 2's CPU times are in a unit of 10^e ns, e <= FX_CPU_MAX_EXP. */

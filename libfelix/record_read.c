@@ -842,7 +842,7 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
             for (uint64_t i = 0; i < n; i++) {
                 uint32_t x;
                 if (link[i] >= 0 && fx_slot_index(r->ids[i].offset, slot, &x))
-                    map[x / 64] |= 1ull << (x % 64);
+                    fx_slot_hold(map, x);
             }
             uint32_t lowest = 0;
             for (uint64_t i = 0; i < n; i++) {
@@ -850,18 +850,18 @@ static int parse_threads_v2(felix_rec_reader *r, felix_snapshot *s, const unsign
                     continue;
                 uint64_t v = 0;
                 COLUMN_VALUE(v);
-                while (lowest < nidx && (map[lowest / 64] >> (lowest % 64) & 1))
+                while (lowest < nidx && fx_slot_held(map, lowest))
                     lowest++;
                 uint32_t x = lowest;
-                while (x < nidx && (v || (map[x / 64] >> (x % 64) & 1))) { /* the v-th free slot */
+                while (x < nidx && (v || fx_slot_held(map, x))) { /* the v-th free slot */
                     if (x % 64 == 0 && map[x / 64] == 0 && v >= 64 && x + 64 <= nidx)
                         v -= 64, x += 64;
                     else
-                        v -= !(map[x / 64] >> (x % 64) & 1), x++;
+                        v -= !fx_slot_held(map, x), x++;
                 }
                 if (x >= nidx || pos > (uint64_t)blen * 8)
                     return bad_item(r, "a slot offset past the segment");
-                map[x / 64] |= 1ull << (x % 64);
+                fx_slot_hold(map, x);
                 r->ids[i].offset = last = 64 + x * slot;
             }
             new_id[1] = (uint32_t)last;
@@ -1131,13 +1131,7 @@ static int parse_sample(felix_rec_reader *r, const unsigned char *item, size_t u
                         name[k] = '?';
                 p += len;
             }
-            /* To the front of the list (a new name: the last falls off a full one). */
-            if (place == nrecent && nrecent < FX_RECENT_NAMES)
-                nrecent++;
-            if (place >= nrecent)
-                place = nrecent - 1;
-            memmove(r->recent_next[1], r->recent_next[0], (size_t)place * FX_NAME_LEN);
-            memcpy(r->recent_next[0], name, FX_NAME_LEN);
+            fx_recent_to_front(r->recent_next, &nrecent, place, name);
             prev = name;
         }
         st->names = 1;

@@ -726,7 +726,7 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
         for (size_t i = 0; i < n; i++) {
             uint32_t x;
             if (link[i] >= 0 && fx_slot_index(felix_snapshot_thread(snap, i)->offset, slot, &x))
-                w->slotmap[x / 64] |= 1ull << (x % 64);
+                fx_slot_hold(w->slotmap, x);
         }
     }
     for (size_t c = 0; nnew && c < nwords + 2; c++) {
@@ -738,11 +738,11 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
             if (link[i] >= 0)
                 continue;
             if (!fx_slot_index(felix_snapshot_thread(snap, i)->offset, slot, &x) ||
-                (w->slotmap[x / 64] >> (x % 64) & 1)) {
+                fx_slot_held(w->slotmap, x)) {
                 ranks = 0; /* off the slot grid, or a slot held twice: not as a rank */
                 break;
             }
-            while (w->slotmap[lowest / 64] >> (lowest % 64) & 1)
+            while (fx_slot_held(w->slotmap, lowest))
                 lowest++;
             uint64_t v = 0; /* free slots in [lowest, x) */
             for (uint32_t y = lowest; y < x;) {
@@ -750,11 +750,11 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
                     v += 64 - (unsigned)__builtin_popcountll(w->slotmap[y / 64]);
                     y += 64;
                 } else {
-                    v += !(w->slotmap[y / 64] >> (y % 64) & 1);
+                    v += !fx_slot_held(w->slotmap, y);
                     y++;
                 }
             }
-            w->slotmap[x / 64] |= 1ull << (x % 64);
+            fx_slot_hold(w->slotmap, x);
             z1[m++] = v;
         }
         if (c == 1 && ranks) { /* z1 holds the ranks; the differences go to z2 */
@@ -835,16 +835,6 @@ static void enc_threads(felix_rec_writer *w, fx_buf *b, const felix_snapshot *sn
  * and the bytes of the rest ("sim-worker-12" after "sim-worker-11" is 3
  * bytes). Every name given moves to the front of the recent list
  * (FX_RECENT_NAMES long). */
-static void recent_to_front(char (*recent)[FX_NAME_LEN], unsigned *n, unsigned at, const char *name)
-{
-    if (at == *n && *n < FX_RECENT_NAMES)
-        (*n)++;
-    if (at >= *n)
-        at = *n - 1; /* a new name: the last falls off a full list */
-    memmove(recent[1], recent[0], (size_t)at * FX_NAME_LEN);
-    snprintf(recent[0], FX_NAME_LEN, "%s", name);
-}
-
 /* One name of the names block: its code, and the name when it is new. */
 static void enc_name(felix_rec_writer *w, fx_buf *b, const char *name, const char **prev)
 {
@@ -863,7 +853,7 @@ static void enc_name(felix_rec_writer *w, fx_buf *b, const char *name, const cha
         memcpy(b->p + b->len, name + shared, len - shared);
         b->len += len - shared;
     }
-    recent_to_front(w->recent, &w->nrecent, r, name);
+    fx_recent_to_front(w->recent, &w->nrecent, r, name);
     *prev = name;
 }
 
